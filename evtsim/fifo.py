@@ -1,0 +1,246 @@
+"""Xen's FIFO port ops: an event word per port in guest pages, linked into per-vCPU
+queues of 16 priorities whose HEAD and READY live in the guest's control block.
+
+Models xen/common/event_fifo.c: evtchn_fifo_init_control, evtchn_fifo_expand_array
+(add_page_to_event_array), evtchn_fifo_set_pending, evtchn_fifo_set_link,
+evtchn_fifo_unmask, evtchn_fifo_clear_pending, evtchn_fifo_set_priority,
+evtchn_fifo_destroy and setup_ports. TAIL is private to Xen, as in Xen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .abi import (
+    EVTCHN_FIFO_BUSY,
+    EVTCHN_FIFO_EVENT_WORDS_PER_PAGE,
+    EVTCHN_FIFO_LINK_MASK,
+    EVTCHN_FIFO_LINKED,
+    EVTCHN_FIFO_MASKED,
+    EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES,
+    EVTCHN_FIFO_MAX_QUEUES,
+    EVTCHN_FIFO_PENDING,
+    EVTCHN_FIFO_PRIORITY_DEFAULT,
+    EVTCHN_FIFO_PRIORITY_MIN,
+    Errno,
+)
+from .memory import ControlBlockView, Frame, Structure, event_words
+from .ports import Evtchn
+
+if TYPE_CHECKING:
+    from .xen import Domain, Vcpu
+
+P = 1 << EVTCHN_FIFO_PENDING
+M = 1 << EVTCHN_FIFO_MASKED
+L = 1 << EVTCHN_FIFO_LINKED
+B = 1 << EVTCHN_FIFO_BUSY
+WORDS_PER_PAGE = EVTCHN_FIFO_EVENT_WORDS_PER_PAGE
+
+
+@dataclass(eq=False, slots=True)
+class FifoQueue:
+    """struct evtchn_fifo_queue: HEAD is in the control block; TAIL only Xen knows."""
+
+    priority: int
+    tail: int = 0
+
+
+@dataclass(eq=False)
+class FifoVcpu:
+    """struct evtchn_fifo_vcpu: the mapped control block (or None) and 16 queues."""
+
+    control_block: ControlBlockView | None = None
+    queues: list[FifoQueue] = field(
+        default_factory=lambda: [FifoQueue(q) for q in range(EVTCHN_FIFO_MAX_QUEUES)]
+    )
+
+
+class Fifo:
+    """The FIFO ABI engine of one domain (``evtchn_port_ops_fifo`` + evtchn_fifo_domain).
+
+    ``dropped`` counts events Xen threw away because the target vCPU had no control block
+    ("lost event" warnings in Xen's log).
+    """
+
+    abi = "fifo"
+
+    def __init__(self, d: Domain) -> None:
+        self.d = d
+        self.vcpus = [FifoVcpu() for _ in d.vcpus]
+        self.pages: list[memoryview] = []
+        self.page_frames: list[Frame] = []
+        self.num_evtchns = 0
+        self.dropped = 0
+
+    # --- set-up: init_control and expand_array -------------------------------------------
+
+    def map_control_block(self, vcpu_id: int, frame: Frame, offset: int) -> int:
+        """map_control_block: 0, or -EINVAL when this vCPU already has one."""
+        fv = self.vcpus[vcpu_id]
+        if fv.control_block is not None:
+            return -Errno.EINVAL
+        frame.xen_mapping = Structure.CONTROL_BLOCK
+        fv.control_block = ControlBlockView(frame, offset)
+        return 0
+
+    def setup_ports(self, prev_evtchns: int, was_pending) -> None:
+        """setup_ports: keep each 2-level pending bit as ``evtchn->pending``; priority 7."""
+        chns = self.d.ports.chn
+        for port in range(1, min(prev_evtchns, len(chns))):
+            chn = chns[port]
+            if was_pending(chn):
+                chn.pending = True
+            chn.priority = EVTCHN_FIFO_PRIORITY_DEFAULT
+
+    def add_page(self, frame: Frame) -> int:
+        """add_page_to_event_array: append a page, then re-raise the stashed events in it."""
+        slot = len(self.pages)
+        if slot >= EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES:
+            return -Errno.ENOSPC
+        frame.xen_mapping = Structure.EVENT_ARRAY
+        self.pages.append(event_words(frame))
+        self.page_frames.append(frame)
+        self.num_evtchns += WORDS_PER_PAGE
+        chns = self.d.ports.chn
+        for port in range(slot * WORDS_PER_PAGE, min(len(chns), self.num_evtchns)):
+            chn = chns[port]
+            if chn.pending:
+                self.set_pending(self.d.vcpus[chn.notify_vcpu_id], chn)
+        return 0
+
+    def destroy(self) -> None:
+        """evtchn_fifo_destroy: Xen forgets every control block and array page."""
+        for fv in self.vcpus:
+            if fv.control_block is not None:
+                fv.control_block.frame.xen_mapping = None
+            fv.control_block = None
+        for frame in self.page_frames:
+            frame.xen_mapping = None
+        self.pages.clear()
+        self.page_frames.clear()
+        self.num_evtchns = 0
+
+    # --- port ops -------------------------------------------------------------------------
+
+    def init(self, chn: Evtchn) -> None:
+        """evtchn_fifo_init: a newly bound port gets the default priority."""
+        chn.priority = EVTCHN_FIFO_PRIORITY_DEFAULT
+
+    def set_pending(self, v: Vcpu, chn: Evtchn) -> None:
+        """evtchn_fifo_set_pending: mark pending; link onto a queue if unmasked and unlinked."""
+        port = chn.port
+        if port >= self.num_evtchns:
+            chn.pending = True  # no array page yet: raised again by add_page
+            return
+        words = self.pages[port >> 10]
+        index = port & 1023
+        fv = self.vcpus[v.vcpu_id]
+        cb = fv.control_block
+        if cb is None:
+            self._drop_without_control_block(words, index, port)
+            return
+        word = words[index]
+        words[index] = word | P
+        linked_behind_tail = True
+        if not word & M and not word & L:
+            words[index] = word | P | L
+            q = fv.queues[chn.priority]
+            linked_behind_tail = self._link(v, chn, q, port)
+        self._wrote_word(port, words[index])
+        if not linked_behind_tail:
+            self._raise_ready(v, cb, q.priority)
+
+    def _link(self, v: Vcpu, chn: Evtchn, q: FifoQueue, port: int) -> bool:
+        """The linking half of set_pending; True if the port went behind a linked tail."""
+        old_q = self.vcpus[chn.last_vcpu_id].queues[chn.last_priority]
+        if old_q.tail == port:
+            old_q.tail = 0  # e33d4257fc: the old queue is empty now
+        if old_q is not q:
+            chn.last_vcpu_id, chn.last_priority = v.vcpu_id, q.priority
+        linked = bool(q.tail) and self._set_link(q.tail, port)
+        if not linked:
+            cb = self.vcpus[v.vcpu_id].control_block
+            cb.words[ControlBlockView.HEAD0 + q.priority] = port
+            self._wrote_cb(cb, ControlBlockView.HEAD0 + q.priority, port)
+        q.tail = port
+        return linked
+
+    def _set_link(self, tail: int, port: int) -> bool:
+        """evtchn_fifo_set_link: point the tail's LINK at ``port`` only while it is LINKED."""
+        words = self.pages[tail >> 10]
+        word = words[tail & 1023]
+        if not word & L:
+            return False  # the guest consumed the tail: the queue is empty
+        words[tail & 1023] = (word & ~(B | EVTCHN_FIFO_LINK_MASK)) | port
+        self._wrote_word(tail, words[tail & 1023])
+        return True
+
+    def _raise_ready(self, v: Vcpu, cb: ControlBlockView, priority: int) -> None:
+        """Set READY bit ``priority``; only a 0->1 change marks events pending on ``v``."""
+        ready = cb.words[ControlBlockView.READY]
+        if ready >> priority & 1:
+            return
+        cb.words[ControlBlockView.READY] = ready | 1 << priority
+        self._wrote_cb(cb, ControlBlockView.READY, ready | 1 << priority)
+        v.mark_events_pending()
+
+    def _drop_without_control_block(self, words: memoryview, index: int, port: int) -> None:
+        """A vCPU without a control block: Xen warns and drops the event (8aa0e9d2d1)."""
+        self.dropped += 1
+        if self.d.xen.version.no_control_block_sets_pending:
+            words[index] |= P  # Xen <= 4.16 set PENDING before noticing
+            self._wrote_word(port, words[index])
+
+    def clear_pending(self, chn: Evtchn) -> None:
+        """evtchn_fifo_clear_pending: clear P only; a LINKED word stays queued."""
+        if chn.port < self.num_evtchns:
+            words = self.pages[chn.port >> 10]
+            if words[chn.port & 1023] & P:
+                words[chn.port & 1023] &= ~P
+                self._wrote_word(chn.port, words[chn.port & 1023])
+
+    def unmask(self, chn: Evtchn) -> None:
+        """evtchn_fifo_unmask: clear M; if P is set, set_pending again, which relinks it."""
+        if chn.port >= self.num_evtchns:
+            return
+        words = self.pages[chn.port >> 10]
+        words[chn.port & 1023] &= ~M
+        self._wrote_word(chn.port, words[chn.port & 1023])
+        if words[chn.port & 1023] & P:
+            self.set_pending(self.d.vcpus[chn.notify_vcpu_id], chn)
+
+    def set_priority(self, chn: Evtchn, priority: int) -> int:
+        """evtchn_fifo_set_priority: future links only; a queued event stays where it is."""
+        if priority > EVTCHN_FIFO_PRIORITY_MIN:
+            return -Errno.EINVAL
+        chn.priority = priority
+        return 0
+
+    def word(self, port: int) -> int | None:
+        """The event word of ``port``, or None when its page does not exist."""
+        if port >= self.num_evtchns:
+            return None
+        return self.pages[port >> 10][port & 1023]
+
+    def is_pending(self, chn: Evtchn) -> bool:
+        word = self.word(chn.port)
+        return word is not None and bool(word & P)
+
+    def is_masked(self, chn: Evtchn) -> bool:
+        word = self.word(chn.port)
+        return word is None or bool(word & M)
+
+    def is_busy(self, chn: Evtchn) -> bool:
+        """evtchn_fifo_is_busy: a LINKED word may not be reused (78e24c269b0a)."""
+        word = self.word(chn.port)
+        return word is not None and bool(word & L)
+
+    # --- recording ------------------------------------------------------------------------
+
+    def _wrote_word(self, port: int, value: int) -> None:
+        frame = self.page_frames[port >> 10]
+        self.d.xen.log.wrote(self.d.domain_id, frame, (port & 1023) * 4, Structure.EVENT_ARRAY, value)
+
+    def _wrote_cb(self, cb: ControlBlockView, index: int, value: int) -> None:
+        self.d.xen.log.wrote(self.d.domain_id, cb.frame, cb.offset + index * 4, Structure.CONTROL_BLOCK, value)

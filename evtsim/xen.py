@@ -1,0 +1,269 @@
+"""The hypervisor: a ``Xen`` owns every domain, their frames and the record of its writes.
+
+A ``Domain`` carries what Xen keeps per guest (``struct domain``: vCPUs, port table,
+ABI engine, create flags); a ``Vcpu`` its ``vcpu_info`` and VIRQ bindings. Guests talk to
+Xen only through ``Domain.evtchn_op(cmd, arg)``, which returns 0 or ``-errno``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .abi import (
+    DOMID_SELF,
+    ECS,
+    EVTCHN_FIFO_NR_CHANNELS,
+    NR_VIRQS,
+    XEN_DOMCTL_CDF_BASE,
+    XEN_DOMCTL_CDF_hvm,
+    XEN_LEGACY_MAX_VCPUS,
+    DomId,
+    Errno,
+    Gfn,
+)
+from .event_channel import do_event_channel_op, evtchn_close, evtchn_reset_loop, get_free_port
+from .faults import Faults, Xsm
+from .memory import (
+    LAYOUT_32,
+    LAYOUT_64,
+    VCPU_INFO_SIZE,
+    GuestMemory,
+    Recording,
+    SharedInfoView,
+    Structure,
+    VcpuInfoView,
+    WriteLog,
+)
+from .ports import EvtchnPortOps, PortTable
+from .two_level import TwoLevel
+from .versions import Bit7, XenVersion, xen_version
+
+#: Where the guest maps shared_info (XENMAPSPACE_shared_info); outside ordinary RAM.
+SHARED_INFO_GFN: Gfn = 0xFEFFF
+#: xl's default ``max_event_channels`` is 1023 ports (since 4.4).
+XL_MAX_EVTCHN_PORT = 1023
+
+
+class DomctlError(ValueError):
+    """A toolstack request Xen refused (e.g. an unknown create flag): not a guest error."""
+
+    def __init__(self, errno: Errno, message: str) -> None:
+        super().__init__(f"-{errno.name}: {message}")
+        self.errno = errno
+
+
+class Vcpu:
+    """One vCPU: its ``vcpu_info`` in shared_info and its per-vCPU VIRQ ports."""
+
+    __slots__ = ("vcpu_id", "domain", "vcpu_info", "virq_to_evtchn", "upcalls")
+
+    def __init__(self, domain: Domain, vcpu_id: int) -> None:
+        self.vcpu_id = vcpu_id
+        self.domain = domain
+        shinfo = domain.shared_info
+        self.vcpu_info = VcpuInfoView(shinfo.frame, vcpu_id * VCPU_INFO_SIZE, shinfo.layout)
+        self.virq_to_evtchn = [0] * NR_VIRQS
+        self.upcalls = 0  # how often Xen raised the upcall (callback IRQ or PV kick)
+
+    def mark_events_pending(self) -> None:
+        """vcpu_mark_events_pending (xen/arch/x86/domain.c): upcall only on a 0->1 change."""
+        info = self.vcpu_info
+        if info.bytes[0]:
+            return
+        info.bytes[0] = 1
+        self.domain.xen.log.wrote(self.domain.domain_id, info.frame, info.offset, Structure.VCPU_INFO, 1)
+        self.upcalls += 1
+
+
+class Domain:
+    """What Xen keeps for one guest. Create domains with ``Xen.domain_create``."""
+
+    def __init__(self, xen: Xen, domid: DomId, *, vcpus: int, max_evtchn_port: int, flags: int,
+                 compat: bool, privileged: bool, nr_frames: int) -> None:
+        self.xen = xen
+        self.domain_id = domid
+        self.flags = flags
+        self.compat = compat  # has_32bit_shinfo: a 32-bit x86 guest
+        self.privileged = privileged
+        self.max_evtchn_port = max_evtchn_port
+        self.nr_frames = nr_frames  # guest RAM: gfns 0 .. nr_frames-1 are writable pages
+        self.is_dying = False
+        self.controller_paused = False
+        self.next_evtchn = 0  # a reset in progress resumes here (XSA-344)
+        self.pirq_to_evtchn: dict[int, int] = {}
+        self.memory = GuestMemory()
+        frame = self.memory.frame(SHARED_INFO_GFN)
+        frame.content, frame.xen_mapping = "shared_info", Structure.SHARED_INFO
+        self.shared_info = SharedInfoView(frame, LAYOUT_32 if compat else LAYOUT_64)
+        self.vcpus = [Vcpu(self, i) for i in range(vcpus)]
+        self.ports = PortTable()
+        self.fifo = None  # d->evtchn_fifo: set by the first init_control
+        self.port_ops: EvtchnPortOps = TwoLevel(self)  # evtchn_2l_init
+
+    def __repr__(self) -> str:
+        return f"<Domain {self.domain_id} {self.abi} vcpus={len(self.vcpus)}>"
+
+    @property
+    def abi(self) -> str:
+        """"2-level" or "fifo": which engine Xen uses for this domain now."""
+        return self.port_ops.abi
+
+    @property
+    def is_hvm(self) -> bool:
+        return bool(self.flags & XEN_DOMCTL_CDF_hvm)
+
+    def max_evtchns(self) -> int:
+        """max_evtchns(d): 131072 once FIFO exists, else BITS_PER_EVTCHN_WORD squared."""
+        if self.fifo is not None:
+            return EVTCHN_FIFO_NR_CHANNELS
+        return self.shared_info.layout.nr_channels
+
+    def fifo_refusal(self) -> int:
+        """0, or the errno the 2020 series' flag makes the three FIFO ops return."""
+        bit7 = bool(self.flags & (1 << 7))
+        meaning = self.xen.version.bit7
+        if (meaning is Bit7.DISABLE_FIFO and bit7) or (meaning is Bit7.EVTCHN_FIFO and not bit7):
+            return self.xen.disable_fifo_errno
+        return 0
+
+    def evtchn_op(self, cmd: int, arg: object) -> int:
+        """HYPERVISOR_event_channel_op(cmd, arg) from this domain: 0 or -errno."""
+        return do_event_channel_op(self, cmd, arg)
+
+    def is_writable_gfn(self, gfn: int) -> bool:
+        """Whether Xen could map ``gfn`` writable for this guest (a RAM page)."""
+        return 0 <= gfn < self.nr_frames
+
+
+@dataclass
+class XenConsumer:
+    """A port Xen itself consumes (alloc_unbound_xen_event_channel), e.g. an ioreq server."""
+
+    notifications: int = 0
+
+    def __call__(self, vcpu: Vcpu, port: int) -> None:
+        self.notifications += 1
+
+
+class Xen:
+    """The hypervisor: domains, their memory, Xen's write record, policy and faults.
+
+    ``version`` picks a row of ``versions.XEN_VERSIONS`` (or a release such as "4.6").
+    Dom0 exists from the start, as on a booted host.
+    """
+
+    def __init__(self, version: str | XenVersion = "master", *, recording: Recording | str = Recording.COUNTS,
+                 dom0_vcpus: int = 1, preempt_reset: bool = False) -> None:
+        self.version = xen_version(version)
+        self.log = WriteLog(Recording(recording))
+        self.domains: dict[DomId, Domain] = {}
+        self.xsm = Xsm()
+        self.faults = Faults()
+        self.disable_fifo_errno = -Errno.ENOSYS  # what the 2020 flag returns (the review's question)
+        self.preempt_reset = preempt_reset  # make hypercall_preempt_check fire every 64 ports
+        self.continuations = 0
+        self.console: list[str] = []  # Xen's warnings (printk), e.g. lost events
+        self.global_virq_handlers: dict[int, Domain] = {}
+        self.xen_consumers: dict[tuple[DomId, int], XenConsumer] = {}
+        self._next_domid = 1
+        dom0_flags = 1 << 7 if self.version.bit7 is Bit7.EVTCHN_FIFO else 0  # v5: dom0 gets FIFO
+        self.dom0 = self.domain_create(vcpus=dom0_vcpus, domid=0, privileged=True, flags=dom0_flags,
+                                       max_evtchn_port=EVTCHN_FIFO_NR_CHANNELS - 1)
+
+    @property
+    def clock(self) -> int:
+        """Logical time: one tick per hypercall (and per ``tick()``)."""
+        return self.log.clock
+
+    def tick(self) -> int:
+        """Advance logical time by one step and return it."""
+        self.log.clock += 1
+        return self.log.clock
+
+    def domain_create(self, *, vcpus: int = 1, max_evtchn_port: int = XL_MAX_EVTCHN_PORT,
+                      flags: int = XEN_DOMCTL_CDF_hvm, compat: bool = False, privileged: bool = False,
+                      domid: DomId | None = None, nr_frames: int = 1 << 18) -> Domain:
+        """XEN_DOMCTL_createdomain; raises DomctlError where sanitise_domain_config refuses."""
+        self._sanitise(flags, vcpus)
+        if domid is None:
+            domid, self._next_domid = self._next_domid, self._next_domid + 1
+        if domid in self.domains or not 0 <= domid < DOMID_SELF:
+            raise DomctlError(Errno.EEXIST, f"domain id {domid} is taken or out of range")
+        d = Domain(self, domid, vcpus=vcpus, max_evtchn_port=max_evtchn_port, flags=flags,
+                   compat=compat, privileged=privileged, nr_frames=nr_frames)
+        self.domains[domid] = d
+        return d
+
+    def _sanitise(self, flags: int, vcpus: int) -> None:
+        if not 1 <= vcpus <= XEN_LEGACY_MAX_VCPUS:
+            raise DomctlError(Errno.EINVAL, f"evtsim models 1..{XEN_LEGACY_MAX_VCPUS} vCPUs, got {vcpus}")
+        known = XEN_DOMCTL_CDF_BASE | (0 if self.version.bit7 is Bit7.UNKNOWN else 1 << 7)
+        if flags & ~known:
+            raise DomctlError(Errno.EINVAL, f"create flags {flags:#x} unknown to Xen {self.version.name}")
+
+    def domain(self, domid: DomId, caller: Domain | None = None) -> Domain | None:
+        """rcu_lock_domain_by_any_id: DOMID_SELF is the caller; None if there is no such domain."""
+        if domid == DOMID_SELF and caller is not None:
+            return caller
+        return self.domains.get(domid)
+
+    def domain_destroy(self, d: Domain) -> None:
+        """domain_kill -> evtchn_destroy: close every port (high to low), then drop FIFO."""
+        d.is_dying = True
+        for port in range(d.ports.valid_evtchns - 1, 0, -1):
+            evtchn_close(d, port, guest=False)
+        if d.fifo is not None:
+            d.fifo.destroy()
+        for virq, handler in list(self.global_virq_handlers.items()):
+            if handler is d:
+                del self.global_virq_handlers[virq]
+        del self.domains[d.domain_id]
+
+    def domain_pause(self, d: Domain, paused: bool = True) -> None:
+        """XEN_DOMCTL_pausedomain / unpausedomain (controller pause)."""
+        d.controller_paused = paused
+
+    def domain_soft_reset(self, d: Domain) -> int:
+        """XEN_DOMCTL_soft_reset (1a043f9dc7, 4.7): evtchn_reset, reverting FIFO to 2-level.
+
+        The toolstack runs it for a guest that asked for SHUTDOWN_soft_reset (kexec).
+        """
+        if not self.version.soft_reset:
+            return -Errno.ENOSYS
+        return evtchn_reset_loop(d, False, revert=True)
+
+    # --- Xen-originated events -----------------------------------------------------------
+
+    def send_guest_vcpu_virq(self, v: Vcpu, virq: int) -> None:
+        """send_guest_vcpu_virq: raise a per-vCPU VIRQ (e.g. VIRQ_TIMER) if v bound it."""
+        port = v.virq_to_evtchn[virq]
+        if port:
+            d = v.domain
+            d.port_ops.set_pending(v, d.ports.chn[port])
+
+    def send_global_virq(self, virq: int) -> None:
+        """send_global_virq: to the registered handler domain, else dom0, at vCPU 0's binding."""
+        d = self.global_virq_handlers.get(virq, self.dom0)
+        port = d.vcpus[0].virq_to_evtchn[virq]
+        if port:
+            chn = d.ports.chn[port]
+            d.port_ops.set_pending(d.vcpus[chn.notify_vcpu_id], chn)
+
+    def send_guest_pirq(self, d: Domain, pirq: int) -> None:
+        """send_guest_pirq: a physical interrupt routed to ``d``'s bound port."""
+        port = d.pirq_to_evtchn.get(pirq, 0)
+        if port:
+            chn = d.ports.chn[port]
+            d.port_ops.set_pending(d.vcpus[chn.notify_vcpu_id], chn)
+
+    def alloc_unbound_xen_event_channel(self, d: Domain, vcpu: int, remote_domid: DomId,
+                                        ) -> int:
+        """alloc_unbound_xen_event_channel: an unbound port that Xen, not the guest, consumes."""
+        port = get_free_port(d)
+        if port < 0:
+            return port
+        chn = d.ports.chn[port]
+        chn.state, chn.notify_vcpu_id, chn.remote_domid = ECS.ECS_UNBOUND, vcpu, remote_domid
+        chn.xen_consumer = 1
+        self.xen_consumers[(d.domain_id, port)] = XenConsumer()
+        return port
