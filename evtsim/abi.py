@@ -18,27 +18,23 @@ VcpuId = int
 
 PAGE_SIZE = 4096
 DOMID_SELF: DomId = 0x7FF0
+#: QEMU's Xen emulation plays dom0's part for interdomain channels (include/sysemu/kvm_xen.h).
+DOMID_QEMU: DomId = 0
 
 
 def u16(value: int) -> int:
     """Truncate a guest-supplied integer to a C ``uint16_t``/``domid_t`` as copy_from_guest would."""
-    return _int(value) & 0xFFFF
+    return value & 0xFFFF
 
 
 def u32(value: int) -> int:
     """Truncate a guest-supplied integer to a C ``uint32_t`` (ports, vCPUs, priorities)."""
-    return _int(value) & 0xFFFF_FFFF
+    return value & 0xFFFF_FFFF
 
 
 def u64(value: int) -> int:
     """Truncate a guest-supplied integer to a C ``uint64_t`` (gfns)."""
-    return _int(value) & 0xFFFF_FFFF_FFFF_FFFF
-
-
-def _int(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"hypercall fields are integers, got {value!r}")
-    return value
+    return value & 0xFFFF_FFFF_FFFF_FFFF
 
 
 class Errno(IntEnum):
@@ -230,8 +226,23 @@ XEN_DOMCTL_CDF_BASE = (1 << 7) - 1  # bits 0-6, common to every tree modelled
 # truncated to their C width) by Xen; OUT fields are written back on success.
 
 
+class HypercallArg:
+    """Base of the argument structs: every field holds a plain integer, checked on assignment.
+
+    A guest can put any bit pattern in a field (Xen truncates it to the C type), but a Python
+    value that is not an integer is a bug in the caller, so it raises TypeError at once.
+    """
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: int) -> None:
+        if type(value) is not int and not (isinstance(value, int) and not isinstance(value, bool)):
+            raise TypeError(f"{type(self).__name__}.{name}: hypercall fields are integers, got {value!r}")
+        object.__setattr__(self, name, value)
+
+
 @dataclass
-class EvtchnAllocUnbound:
+class EvtchnAllocUnbound(HypercallArg):
     """struct evtchn_alloc_unbound: IN dom, remote_dom; OUT port."""
 
     dom: DomId = DOMID_SELF
@@ -240,7 +251,7 @@ class EvtchnAllocUnbound:
 
 
 @dataclass
-class EvtchnBindInterdomain:
+class EvtchnBindInterdomain(HypercallArg):
     """struct evtchn_bind_interdomain: IN remote_dom, remote_port; OUT local_port."""
 
     remote_dom: DomId = DOMID_SELF
@@ -249,7 +260,7 @@ class EvtchnBindInterdomain:
 
 
 @dataclass
-class EvtchnBindVirq:
+class EvtchnBindVirq(HypercallArg):
     """struct evtchn_bind_virq: IN virq, vcpu; OUT port."""
 
     virq: int = 0
@@ -258,7 +269,7 @@ class EvtchnBindVirq:
 
 
 @dataclass
-class EvtchnBindPirq:
+class EvtchnBindPirq(HypercallArg):
     """struct evtchn_bind_pirq: IN pirq, flags; OUT port."""
 
     pirq: int = 0
@@ -267,21 +278,21 @@ class EvtchnBindPirq:
 
 
 @dataclass
-class EvtchnClose:
+class EvtchnClose(HypercallArg):
     """struct evtchn_close: IN port."""
 
     port: Port = 0
 
 
 @dataclass
-class EvtchnSend:
+class EvtchnSend(HypercallArg):
     """struct evtchn_send: IN port."""
 
     port: Port = 0
 
 
 @dataclass
-class EvtchnStatus:
+class EvtchnStatus(HypercallArg):
     """struct evtchn_status: IN dom, port; OUT status, vcpu and the union ``u``.
 
     The union is flattened: ``dom`` for unbound/interdomain (``u.unbound.dom``,
@@ -299,7 +310,7 @@ class EvtchnStatus:
 
 
 @dataclass
-class EvtchnBindIpi:
+class EvtchnBindIpi(HypercallArg):
     """struct evtchn_bind_ipi: IN vcpu; OUT port."""
 
     vcpu: VcpuId = 0
@@ -307,7 +318,7 @@ class EvtchnBindIpi:
 
 
 @dataclass
-class EvtchnBindVcpu:
+class EvtchnBindVcpu(HypercallArg):
     """struct evtchn_bind_vcpu: IN port, vcpu."""
 
     port: Port = 0
@@ -315,21 +326,21 @@ class EvtchnBindVcpu:
 
 
 @dataclass
-class EvtchnUnmask:
+class EvtchnUnmask(HypercallArg):
     """struct evtchn_unmask: IN port."""
 
     port: Port = 0
 
 
 @dataclass
-class EvtchnReset:
+class EvtchnReset(HypercallArg):
     """struct evtchn_reset: IN dom (also the argument of EVTCHNOP_reset_cont)."""
 
     dom: DomId = DOMID_SELF
 
 
 @dataclass
-class EvtchnInitControl:
+class EvtchnInitControl(HypercallArg):
     """struct evtchn_init_control: IN control_gfn, offset, vcpu; OUT link_bits."""
 
     control_gfn: Gfn = 0
@@ -339,14 +350,14 @@ class EvtchnInitControl:
 
 
 @dataclass
-class EvtchnExpandArray:
+class EvtchnExpandArray(HypercallArg):
     """struct evtchn_expand_array: IN array_gfn."""
 
     array_gfn: Gfn = 0
 
 
 @dataclass
-class EvtchnSetPriority:
+class EvtchnSetPriority(HypercallArg):
     """struct evtchn_set_priority: IN port, priority."""
 
     port: Port = 0

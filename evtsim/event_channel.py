@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .abi import (
     ARG_TYPES,
+    DOMID_QEMU,
     DOMID_SELF,
     ECS,
     EVTCHN_FIFO_CONTROL_BLOCK_SIZE,
@@ -48,49 +49,54 @@ from .faults import AllocSite
 from .fifo import Fifo
 from .ports import Evtchn
 from .two_level import TwoLevel
-from .versions import ResetRevert
+from .versions import ResetRevert, XenVersion
 
 if TYPE_CHECKING:
     from .xen import Domain
 
 NR_PIRQS = 256  # d->nr_pirqs for a typical x86 guest
+INTERDOMAIN, IPI, UNBOUND = ECS.ECS_INTERDOMAIN, ECS.ECS_IPI, ECS.ECS_UNBOUND
 PREEMPT_EVERY = 64  # evtchn_reset checks for preemption every 64 ports
 
 
 def do_event_channel_op(d: Domain, cmd: int, arg: object) -> int:
     """do_event_channel_op: dispatch ``cmd`` from ``d``; unknown sub-ops get -ENOSYS."""
+    if type(cmd) is not EvtchnOp and type(cmd) is not int:
+        _check_cmd(cmd)
     xen = d.xen
     xen.log.clock += 1
-    entry = _handlers(xen.version).get(cmd)
+    entry = xen.hypercall_table.get(cmd)
     if entry is None:
-        if not isinstance(cmd, int):
-            raise TypeError(f"cmd must be an EVTCHNOP_* number, got {cmd!r}")
         return -Errno.ENOSYS  # the default case
-    op, handler = entry
-    if type(arg) is not ARG_TYPES[op]:
-        raise TypeError(f"{op.name} takes {ARG_TYPES[op].__name__}, got {type(arg).__name__}")
-    if xen.xsm.denials:
+    op, arg_type, handler, fifo_op = entry
+    if type(arg) is not arg_type:
+        raise TypeError(f"{op.name} takes {arg_type.__name__}, got {type(arg).__name__}")
+    if fifo_op:
+        refused = d.fifo_refusal()  # [PATCH v4 1/3]: checked first, before anything else
+        if refused:
+            return refused
+    if xen.xsm.denials:  # a hypothetical XSM hook at entry (the review's question)
         denied = xen.xsm.check(op, d.domain_id)
         if denied:
             return denied
     return handler(d, arg)
 
 
-_TABLES: dict[object, dict[int, tuple[EvtchnOp, Callable]]] = {}
+def _check_cmd(cmd: object) -> None:
+    """Simulator misuse: ``cmd`` must be an integer (an EVTCHNOP_* number)."""
+    if not isinstance(cmd, int) or isinstance(cmd, bool):
+        raise TypeError(f"cmd must be an EVTCHNOP_* number, got {cmd!r}")
 
 
-def _handlers(version) -> dict[int, tuple[EvtchnOp, Callable]]:
-    """The sub-ops this Xen implements: 11-13 only with FIFO code, 14 only with XSA-344."""
-    table = _TABLES.get(version)
-    if table is None:
-        table = {}
-        for op, handler in HANDLERS.items():
-            if op in FIFO_OPS and not version.fifo:
-                continue
-            if op is EvtchnOp.EVTCHNOP_reset_cont and not version.reset_continuation:
-                continue
-            table[int(op)] = (op, handler)
-        _TABLES[version] = table
+def hypercall_table(version: XenVersion) -> dict[int, tuple[EvtchnOp, type, Callable, bool]]:
+    """The sub-ops a Xen implements: 11-13 only with FIFO code, 14 only since XSA-344."""
+    table = {}
+    for op, handler in HANDLERS.items():
+        if op in FIFO_OPS and not version.fifo:
+            continue
+        if op is EvtchnOp.EVTCHNOP_reset_cont and not version.reset_continuation:
+            continue
+        table[int(op)] = (op, ARG_TYPES[op], handler, op in FIFO_OPS)
     return table
 
 
@@ -103,12 +109,18 @@ def get_free_port(d: Domain) -> int:
         return -Errno.EINVAL
     limit = min(d.max_evtchn_port + 1, d.max_evtchns())
     busy = d.port_ops.is_busy if d.xen.version.busy_port_skipped else _never_busy
-    can_grow = not d.xen.faults.armed or not d.xen.faults.take(AllocSite.EVTCHN_BUCKET, d.domain_id)
-    return d.ports.allocate(limit, busy, can_grow)
+    return d.ports.allocate(limit, busy, lambda: d.xen.faults.take(AllocSite.EVTCHN_BUCKET, d.domain_id))
 
 
 def _never_busy(chn: Evtchn) -> bool:
     return False
+
+
+def port_is_valid(d: Domain, port: int) -> bool:
+    """port_is_valid; QEMU's valid_port instead: any port but 0 below the 2-level limit."""
+    if d.xen.version.qemu:
+        return 0 < port < d.shared_info.layout.nr_channels
+    return d.ports.is_valid(port)
 
 
 def free_evtchn(d: Domain, chn: Evtchn) -> None:
@@ -140,6 +152,9 @@ def evtchn_alloc_unbound(caller: Domain, arg: EvtchnAllocUnbound) -> int:
     d = caller.xen.domain(u16(arg.dom), caller)
     if d is None:
         return -Errno.ESRCH
+    remote = u16(arg.remote_dom)
+    if caller.xen.version.qemu and not caller.privileged and remote not in (DOMID_SELF, caller.domain_id, DOMID_QEMU):
+        return -Errno.EPERM  # QEMU: a guest's peer is QEMU itself (dom0 here) or the guest
     port = get_free_port(d)
     if port < 0:
         return port
@@ -147,7 +162,6 @@ def evtchn_alloc_unbound(caller: Domain, arg: EvtchnAllocUnbound) -> int:
         d.ports.release(d.ports.chn[port])
         return -Errno.EPERM
     chn = _bind(d, port, ECS.ECS_UNBOUND)
-    remote = u16(arg.remote_dom)
     chn.remote_domid = caller.domain_id if remote == DOMID_SELF else remote
     arg.port = port
     return 0
@@ -158,8 +172,8 @@ def evtchn_bind_interdomain(ld: Domain, arg: EvtchnBindInterdomain) -> int:
     rd = ld.xen.domain(u16(arg.remote_dom), ld)
     if rd is None:
         return -Errno.ESRCH
-    if ld.xen.version.qemu and rd is not ld:
-        return -Errno.EINVAL  # QEMU: peers are QEMU itself or loopback only
+    if ld.xen.version.qemu and rd.domain_id not in (ld.domain_id, DOMID_QEMU):
+        return -Errno.ESRCH  # QEMU: peers are QEMU itself or loopback only
     lport = get_free_port(ld)
     if lport < 0:
         return lport
@@ -234,7 +248,7 @@ def evtchn_bind_pirq(d: Domain, arg: EvtchnBindPirq) -> int:
 
 def evtchn_close(d: Domain, port: int, guest: bool = True) -> int:
     """evtchn_close: free a port; an interdomain peer goes back to UNBOUND."""
-    if not d.ports.is_valid(port):
+    if not port_is_valid(d, port):
         return -Errno.EINVAL
     chn = d.ports.chn[port]
     if chn.xen_consumer and guest:
@@ -264,7 +278,7 @@ def _close(d: Domain, arg: EvtchnClose) -> int:
 
 def evtchn_send(ld: Domain, arg: EvtchnSend) -> int:
     """evtchn_send: notify the peer (interdomain) or self (IPI); UNBOUND drops it silently."""
-    lport = u32(arg.port)
+    lport = arg.port & 0xFFFF_FFFF  # u32, inlined: this is the hot path
     chns = ld.ports.chn
     if lport >= len(chns):
         return -Errno.EINVAL
@@ -272,18 +286,18 @@ def evtchn_send(ld: Domain, arg: EvtchnSend) -> int:
     if lchn.xen_consumer:
         return -Errno.EINVAL
     state = lchn.state
-    if state == ECS.ECS_INTERDOMAIN:
+    if state is INTERDOMAIN:
         rd = lchn.remote_dom
         rchn = rd.ports.chn[lchn.remote_port]
         if rchn.xen_consumer:
             ld.xen.xen_consumers[(rd.domain_id, rchn.port)](rd.vcpus[rchn.notify_vcpu_id], rchn.port)
-        elif rchn.usable:
+        else:  # the peer of an interdomain port is interdomain too: usable
             rd.port_ops.set_pending(rd.vcpus[rchn.notify_vcpu_id], rchn)
         return 0
-    if state == ECS.ECS_IPI:
-        evtchn_port_set_pending(ld, lchn.notify_vcpu_id, lchn)
+    if state is IPI:
+        ld.port_ops.set_pending(ld.vcpus[lchn.notify_vcpu_id], lchn)
         return 0
-    if state == ECS.ECS_UNBOUND:
+    if state is UNBOUND:
         return 0  # silently drop the notification
     return -Errno.EINVAL
 
@@ -305,7 +319,7 @@ def evtchn_status(caller: Domain, arg: EvtchnStatus) -> int:
     if d is None:
         return -Errno.ESRCH
     port = u32(arg.port)
-    if not d.ports.is_valid(port):
+    if not port_is_valid(d, port):
         return -Errno.EINVAL
     if d is not caller and not caller.privileged:  # xsm_evtchn_status(XSM_TARGET)
         return -Errno.EPERM
@@ -345,7 +359,7 @@ def evtchn_bind_vcpu(d: Domain, arg: EvtchnBindVcpu) -> int:
 def evtchn_unmask(d: Domain, arg: EvtchnUnmask) -> int:
     """evtchn_unmask: ABI unmask; 0 even for a valid but free port (a no-op there)."""
     port = u32(arg.port)
-    if not d.ports.is_valid(port):
+    if not port_is_valid(d, port):
         return -Errno.EINVAL
     chn = d.ports.chn[port]
     if d.xen.version.qemu and chn.state == ECS.ECS_FREE:
@@ -420,9 +434,8 @@ def _reset_cont(d: Domain, arg: EvtchnReset) -> int:
 
 def evtchn_init_control(d: Domain, arg: EvtchnInitControl) -> int:
     """evtchn_fifo_init_control: map a vCPU's control block; the first call switches ABI."""
-    refused = d.fifo_refusal() or (-Errno.EOPNOTSUPP if not d.xen.version.fifo_compiled_in else 0)
-    if refused:
-        return refused
+    if not d.xen.version.fifo_compiled_in:
+        return -Errno.EOPNOTSUPP
     gfn, offset, vcpu = u64(arg.control_gfn), u32(arg.offset), u32(arg.vcpu)
     if vcpu >= len(d.vcpus):
         return -Errno.ENOENT
@@ -455,9 +468,8 @@ def _switch_to_fifo(d: Domain, gfn: int, offset: int, vcpu: int) -> int:
 
 def evtchn_expand_array(d: Domain, arg: EvtchnExpandArray) -> int:
     """evtchn_fifo_expand_array: append the next event-array page (at most 128)."""
-    refused = d.fifo_refusal() or (-Errno.EOPNOTSUPP if not d.xen.version.fifo_compiled_in else 0)
-    if refused:
-        return refused
+    if not d.xen.version.fifo_compiled_in:
+        return -Errno.EOPNOTSUPP
     if d.fifo is None:
         return -d.xen.version.expand_not_fifo
     if len(d.fifo.pages) >= EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES:
@@ -472,9 +484,6 @@ def evtchn_expand_array(d: Domain, arg: EvtchnExpandArray) -> int:
 
 def evtchn_set_priority(d: Domain, arg: EvtchnSetPriority) -> int:
     """evtchn_set_priority: -EINVAL bad port, -ENOSYS in 2-level, -EACCES unusable port."""
-    refused = d.fifo_refusal()
-    if refused:
-        return refused
     port = u32(arg.port)
     if not d.ports.is_valid(port):
         return -Errno.EINVAL

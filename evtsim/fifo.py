@@ -36,6 +36,7 @@ M = 1 << EVTCHN_FIFO_MASKED
 L = 1 << EVTCHN_FIFO_LINKED
 B = 1 << EVTCHN_FIFO_BUSY
 WORDS_PER_PAGE = EVTCHN_FIFO_EVENT_WORDS_PER_PAGE
+EVENT_ARRAY = Structure.EVENT_ARRAY
 
 
 @dataclass(eq=False, slots=True)
@@ -67,6 +68,8 @@ class Fifo:
 
     def __init__(self, d: Domain) -> None:
         self.d = d
+        self.domid = d.domain_id
+        self.log = d.xen.log
         self.vcpus = [FifoVcpu() for _ in d.vcpus]
         self.pages: list[memoryview] = []
         self.page_frames: list[Frame] = []
@@ -136,20 +139,19 @@ class Fifo:
         words = self.pages[port >> 10]
         index = port & 1023
         fv = self.vcpus[v.vcpu_id]
-        cb = fv.control_block
-        if cb is None:
+        if fv.control_block is None:
             self._drop_without_control_block(words, index, port)
             return
         word = words[index]
-        words[index] = word | P
-        linked_behind_tail = True
-        if not word & M and not word & L:
-            words[index] = word | P | L
-            q = fv.queues[chn.priority]
-            linked_behind_tail = self._link(v, chn, q, port)
-        self._wrote_word(port, words[index])
-        if not linked_behind_tail:
-            self._raise_ready(v, cb, q.priority)
+        if word & (M | L):  # masked, or already queued: only PENDING is set
+            words[index] = word | P
+            self._wrote_word(port, word | P)
+            return
+        words[index] = word | P | L
+        self._wrote_word(port, word | P | L)
+        q = fv.queues[chn.priority]
+        if not self._link(v, chn, q, port):
+            self._raise_ready(v, fv.control_block, q.priority)
 
     def _link(self, v: Vcpu, chn: Evtchn, q: FifoQueue, port: int) -> bool:
         """The linking half of set_pending; True if the port went behind a linked tail."""
@@ -172,8 +174,8 @@ class Fifo:
         word = words[tail & 1023]
         if not word & L:
             return False  # the guest consumed the tail: the queue is empty
-        words[tail & 1023] = (word & ~(B | EVTCHN_FIFO_LINK_MASK)) | port
-        self._wrote_word(tail, words[tail & 1023])
+        words[tail & 1023] = linked = (word & ~(B | EVTCHN_FIFO_LINK_MASK)) | port
+        self._wrote_word(tail, linked)
         return True
 
     def _raise_ready(self, v: Vcpu, cb: ControlBlockView, priority: int) -> None:
@@ -239,8 +241,12 @@ class Fifo:
     # --- recording ------------------------------------------------------------------------
 
     def _wrote_word(self, port: int, value: int) -> None:
-        frame = self.page_frames[port >> 10]
-        self.d.xen.log.wrote(self.d.domain_id, frame, (port & 1023) * 4, Structure.EVENT_ARRAY, value)
+        """Account Xen's write of ``port``'s event word (WriteLog.wrote, inlined: hot path)."""
+        frame, log = self.page_frames[port >> 10], self.log
+        frame.xen_writes += 1
+        frame.last_xen_write = log.clock
+        if log.full:
+            log.keep(self.domid, frame, (port & 1023) * 4, EVENT_ARRAY, value)
 
     def _wrote_cb(self, cb: ControlBlockView, index: int, value: int) -> None:
-        self.d.xen.log.wrote(self.d.domain_id, cb.frame, cb.offset + index * 4, Structure.CONTROL_BLOCK, value)
+        self.log.wrote(self.domid, cb.frame, cb.offset + index * 4, Structure.CONTROL_BLOCK, value)

@@ -70,12 +70,13 @@ class PortTable:
         """port_is_valid: the port's bucket exists (not: the port is bound)."""
         return port < len(self.chn)
 
-    def allocate(self, limit: int, is_busy: Callable[[Evtchn], bool], can_grow: bool) -> Port | int:
+    def allocate(self, limit: int, is_busy: Callable[[Evtchn], bool],
+                 bucket_fails: Callable[[], bool]) -> Port | int:
         """The lowest free, non-busy port below ``limit``, or -ENOSPC / -ENOMEM.
 
         Models get_free_port + evtchn_allocate_port. ``limit`` is
-        min(max_evtchn_port + 1, max_evtchns(d)); ``can_grow`` is False when the bucket
-        allocation is made to fail (fault injection: -ENOMEM).
+        min(max_evtchn_port + 1, max_evtchns(d)); ``bucket_fails`` is asked only when a new
+        bucket is needed (fault injection: -ENOMEM).
         """
         skipped: list[Port] = []
         port = -Errno.ENOSPC
@@ -92,13 +93,18 @@ class PortTable:
         for busy in skipped:
             heapq.heappush(self._free, busy)
         if port < 0 and len(self.chn) < limit:
-            if not can_grow:
+            if bucket_fails():
                 return -Errno.ENOMEM
             self._add_bucket()
-            return self.allocate(limit, is_busy, can_grow)
+            return self.allocate(limit, is_busy, bucket_fails)
         if port > 0:
             self.active += 1
         return port
+
+    def grow_to(self, count: int) -> None:
+        """Make ports below ``count`` valid at once (QEMU's fixed table of 4096)."""
+        while len(self.chn) < count:
+            self._add_bucket()
 
     def release(self, chn: Evtchn) -> None:
         """The port became FREE again (free_evtchn): it may be handed out later."""
@@ -114,8 +120,8 @@ class PortTable:
     def _add_bucket(self) -> None:
         base = len(self.chn)
         self.chn.extend(Evtchn(port) for port in range(base, base + EVTCHNS_PER_BUCKET))
-        for port in range(base, base + EVTCHNS_PER_BUCKET):
-            heapq.heappush(self._free, port)
+        for chn in self.chn[base:]:
+            heapq.heappush(self._free, chn.port)  # the same int object: no second copy per port
 
 
 class EvtchnPortOps(Protocol):

@@ -9,25 +9,40 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .memory import SHINFO_PENDING_OFFSET, Structure, VcpuInfoView
+from .memory import SHINFO_PENDING_OFFSET, Structure
 from .ports import Evtchn
 
 if TYPE_CHECKING:
     from .xen import Domain, Vcpu
 
+SHARED_INFO = Structure.SHARED_INFO
+VCPU_INFO = Structure.VCPU_INFO
+
 
 class TwoLevel:
-    """The 2-level ABI engine of one domain (``evtchn_port_ops_2l``)."""
+    """The 2-level ABI engine of one domain (``evtchn_port_ops_2l``).
+
+    Word ``port >> shift``, bit ``port & low``: 64-bit words for a 64-bit guest, 32-bit words
+    for a compat one (BITS_PER_EVTCHN_WORD).
+    """
 
     abi = "2-level"
     set_priority = None  # no hook: EVTCHNOP_set_priority returns -ENOSYS
 
     def __init__(self, d: Domain) -> None:
+        layout = d.shared_info.layout
         self.d = d
-        self.shinfo = d.shared_info
-        self.bits = d.shared_info.layout.bits_per_word
-        self.word_size = self.bits // 8
-        self.nr_channels = self.bits * self.bits
+        self.domid = d.domain_id
+        self.log = d.xen.log
+        self.frame = d.shared_info.frame
+        self.pending = d.shared_info.evtchn_pending
+        self.mask = d.shared_info.evtchn_mask
+        self.shift = layout.bits_per_word.bit_length() - 1
+        self.low = layout.bits_per_word - 1
+        self.word_size = layout.bits_per_word // 8
+        self.nr_channels = layout.nr_channels
+        self.mask_offset = layout.mask_offset
+        self.sel_offset = layout.pending_sel_offset
 
     def init(self, chn: Evtchn) -> None:
         """No per-port set-up in 2-level (there is no init hook)."""
@@ -37,68 +52,67 @@ class TwoLevel:
         port = chn.port
         if port >= self.nr_channels:
             return
-        word, bit = divmod(port, self.bits)
-        pending = self.shinfo.evtchn_pending
-        if pending[word] >> bit & 1:
+        word, bit = port >> self.shift, 1 << (port & self.low)
+        pending = self.pending
+        if pending[word] & bit:
             return  # already pending: nothing more, not even a poller wake
-        pending[word] |= 1 << bit
-        log = self.d.xen.log
-        log.wrote(self.d.domain_id, self.shinfo.frame, SHINFO_PENDING_OFFSET + word * self.word_size,
-                  Structure.SHARED_INFO, pending[word])
-        if not self.shinfo.evtchn_mask[word] >> bit & 1:
+        pending[word] |= bit
+        frame, log = self.frame, self.log
+        frame.xen_writes += 1
+        frame.last_xen_write = log.clock
+        if log.full:
+            log.keep(self.domid, frame, SHINFO_PENDING_OFFSET + word * self.word_size, SHARED_INFO, pending[word])
+        if not self.mask[word] & bit:
             self._select(v, word)
 
     def _select(self, v: Vcpu, word: int) -> None:
         """Set selector bit ``word`` on ``v``; mark events pending if it was clear."""
-        info: VcpuInfoView = v.vcpu_info
-        sel = info.sel
+        sel = v.vcpu_info.sel
         if sel[0] >> word & 1:
             return
         sel[0] |= 1 << word
-        self.d.xen.log.wrote(self.d.domain_id, info.frame, info.offset + self.d.shared_info.layout.pending_sel_offset,
-                             Structure.VCPU_INFO, sel[0])
-        v.mark_events_pending()
+        frame, log = self.frame, self.log
+        frame.xen_writes += 1
+        frame.last_xen_write = log.clock
+        if log.full:
+            log.keep(self.domid, frame, v.vcpu_info.offset + self.sel_offset, VCPU_INFO, sel[0])
+        if not v.vcpu_info.bytes[0]:
+            v.mark_events_pending()
 
     def clear_pending(self, chn: Evtchn) -> None:
         """evtchn_2l_clear_pending: clear the pending bit."""
         if chn.port >= self.nr_channels:
             return
-        word, bit = divmod(chn.port, self.bits)
-        pending = self.shinfo.evtchn_pending
-        if pending[word] >> bit & 1:
-            pending[word] &= ~(1 << bit)
-            self.d.xen.log.wrote(self.d.domain_id, self.shinfo.frame,
-                                 SHINFO_PENDING_OFFSET + word * self.word_size,
-                                 Structure.SHARED_INFO, pending[word])
+        word, bit = chn.port >> self.shift, 1 << (chn.port & self.low)
+        if self.pending[word] & bit:
+            self.pending[word] &= ~bit
+            self.log.wrote(self.domid, self.frame, SHINFO_PENDING_OFFSET + word * self.word_size,
+                           SHARED_INFO, self.pending[word])
 
     def unmask(self, chn: Evtchn) -> None:
         """evtchn_2l_unmask: re-deliver only if the port was masked *and* is pending."""
         if chn.port >= self.nr_channels:
             return
-        word, bit = divmod(chn.port, self.bits)
-        mask = self.shinfo.evtchn_mask
-        if not mask[word] >> bit & 1:
+        word, bit = chn.port >> self.shift, 1 << (chn.port & self.low)
+        if not self.mask[word] & bit:
             return  # already unmasked: nothing happens, even if pending
-        mask[word] &= ~(1 << bit)
-        layout = self.shinfo.layout
-        self.d.xen.log.wrote(self.d.domain_id, self.shinfo.frame, layout.mask_offset + word * self.word_size,
-                             Structure.SHARED_INFO, mask[word])
-        if self.shinfo.evtchn_pending[word] >> bit & 1:
+        self.mask[word] &= ~bit
+        self.log.wrote(self.domid, self.frame, self.mask_offset + word * self.word_size, SHARED_INFO,
+                       self.mask[word])
+        if self.pending[word] & bit:
             self._select(self.d.vcpus[chn.notify_vcpu_id], word)
 
     def is_pending(self, chn: Evtchn) -> bool:
         """evtchn_2l_is_pending: ports beyond the ABI limit count as not pending."""
         if chn.port >= self.nr_channels:
             return False
-        word, bit = divmod(chn.port, self.bits)
-        return bool(self.shinfo.evtchn_pending[word] >> bit & 1)
+        return bool(self.pending[chn.port >> self.shift] >> (chn.port & self.low) & 1)
 
     def is_masked(self, chn: Evtchn) -> bool:
         """evtchn_2l_is_masked: ports beyond the ABI limit count as masked."""
         if chn.port >= self.nr_channels:
             return True
-        word, bit = divmod(chn.port, self.bits)
-        return bool(self.shinfo.evtchn_mask[word] >> bit & 1)
+        return bool(self.mask[chn.port >> self.shift] >> (chn.port & self.low) & 1)
 
     def is_busy(self, chn: Evtchn) -> bool:
         """2-level has no is_busy hook: a free port is always reusable."""

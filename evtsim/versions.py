@@ -46,7 +46,7 @@ class XenVersion:
     busy_port_skipped: bool = True  # a LINKED free port is not reused (78e24c269b0a, 4.7)
     soft_reset: bool = True  # XEN_DOMCTL_soft_reset exists (1a043f9dc7, 4.7)
     bit7: Bit7 = Bit7.VPMU
-    qemu: bool = False  # QEMU's Xen-on-KVM emulation (hw/i386/kvm/xen_evtchn.c): 2-level only
+    qemu: bool = False  # QEMU's Xen-on-KVM emulation (hw/i386/kvm/xen_evtchn.c): ops 11-13 -ENOSYS
 
     @property
     def fifo_available(self) -> bool:
@@ -80,7 +80,7 @@ _ROWS = (
                no_control_block_sets_pending=True, bit7=Bit7.EVTCHN_FIFO),
     XenVersion("fifo-off", "Xen master built with CONFIG_EVTCHN_FIFO=n", fifo=True,
                fifo_compiled_in=False),
-    XenVersion("qemu", "QEMU's Xen emulation on KVM: 2-level only", fifo=True, qemu=True,
+    XenVersion("qemu", "QEMU's Xen emulation on KVM: 2-level only", fifo=False, qemu=True,
                reset_continuation=False),
 )
 

@@ -21,7 +21,7 @@ from .abi import (
     Errno,
     Gfn,
 )
-from .event_channel import do_event_channel_op, evtchn_close, evtchn_reset_loop, get_free_port
+from .event_channel import do_event_channel_op, evtchn_close, evtchn_reset_loop, get_free_port, hypercall_table
 from .faults import Faults, Xsm
 from .memory import (
     LAYOUT_32,
@@ -97,6 +97,8 @@ class Domain:
         self.shared_info = SharedInfoView(frame, LAYOUT_32 if compat else LAYOUT_64)
         self.vcpus = [Vcpu(self, i) for i in range(vcpus)]
         self.ports = PortTable()
+        if xen.version.qemu:
+            self.ports.grow_to(self.shared_info.layout.nr_channels)
         self.fifo = None  # d->evtchn_fifo: set by the first init_control
         self.port_ops: EvtchnPortOps = TwoLevel(self)  # evtchn_2l_init
 
@@ -126,9 +128,8 @@ class Domain:
             return self.xen.disable_fifo_errno
         return 0
 
-    def evtchn_op(self, cmd: int, arg: object) -> int:
-        """HYPERVISOR_event_channel_op(cmd, arg) from this domain: 0 or -errno."""
-        return do_event_channel_op(self, cmd, arg)
+    #: HYPERVISOR_event_channel_op(cmd, arg) issued by this domain: returns 0 or -errno.
+    evtchn_op = do_event_channel_op
 
     def is_writable_gfn(self, gfn: int) -> bool:
         """Whether Xen could map ``gfn`` writable for this guest (a RAM page)."""
@@ -155,6 +156,7 @@ class Xen:
     def __init__(self, version: str | XenVersion = "master", *, recording: Recording | str = Recording.COUNTS,
                  dom0_vcpus: int = 1, preempt_reset: bool = False) -> None:
         self.version = xen_version(version)
+        self.hypercall_table = hypercall_table(self.version)
         self.log = WriteLog(Recording(recording))
         self.domains: dict[DomId, Domain] = {}
         self.xsm = Xsm()

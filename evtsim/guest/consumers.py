@@ -44,16 +44,17 @@ class Consumer(ABC):
         self.vcpu_info = [VcpuInfoView(frame, cpu * VCPU_INFO_SIZE, layout) for cpu in range(nr_cpus)]
         self.handlers: dict[Port, Callable[[int, Port], None]] = {}
         self.received: Counter[Port] = Counter()
+        self.events = 0  # everything dispatched so far
         self.dispatched: list[tuple[int, Port]] = []  # (cpu, port) in order, when ``trace`` is on
         self.trace = False
 
     def run(self) -> int:
         """Take every upcall that is pending and not masked; return how many events ran."""
-        before = sum(self.received.values())
+        before = self.events
         for cpu, info in enumerate(self.vcpu_info):
             if info.bytes[0] and not info.bytes[1]:
                 self.upcall(cpu)
-        return sum(self.received.values()) - before
+        return self.events - before
 
     def upcall(self, cpu: int) -> None:
         """__xen_evtchn_do_upcall: clear upcall_pending, handle events, repeat if re-set."""
@@ -71,12 +72,18 @@ class Consumer(ABC):
     def dispatch(self, cpu: int, port: Port) -> None:
         """handle_irq_for_port: ack (clear the pending bit), then the port's handler."""
         self.clear_pending(port)
+        self.handle(cpu, port)
+
+    def handle(self, cpu: int, port: Port) -> None:
+        """The IRQ handler's half of dispatch, after the ack: count, trace, call the handler."""
+        self.events += 1
         self.received[port] += 1
         if self.trace:
             self.dispatched.append((cpu, port))
-        handler = self.handlers.get(port)
-        if handler is not None:
-            handler(cpu, port)
+        if self.handlers:
+            handler = self.handlers.get(port)
+            if handler is not None:
+                handler(cpu, port)
 
     @abstractmethod
     def clear_pending(self, port: Port) -> None:
@@ -133,15 +140,19 @@ class TwoLevelConsumer(Consumer):
 
     def _scan_word(self, cpu: int, word: int, bit: int) -> None:
         """Dispatch the active ports of ``word`` from ``bit`` up, saving last+1 as the cursor."""
-        pending_bits = self.active(cpu, word)
+        pending = self.shinfo.evtchn_pending
+        pending_bits = pending[word] & self.cpu_evtchn_mask[cpu][word] & ~self.shinfo.evtchn_mask[word]
+        nbits, base = self.bits, word * self.bits
         while True:
             bits = pending_bits & (self.all_ones << bit)
             if not bits:
                 return
-            bit = _lowest_bit(bits)
-            self.dispatch(cpu, word * self.bits + bit)
-            bit = (bit + 1) % self.bits
-            self.current_word_idx[cpu] = word if bit else (word + 1) % self.bits
+            low = bits & -bits
+            bit = low.bit_length() - 1
+            pending[word] &= ~low  # the ack (clear_evtchn), then the handler
+            self.handle(cpu, base + bit)
+            bit = (bit + 1) % nbits
+            self.current_word_idx[cpu] = word if bit else (word + 1) % nbits
             self.current_bit_idx[cpu] = bit
             if bit == 0:
                 return
@@ -199,22 +210,22 @@ class FifoConsumer(Consumer):
 
     def _consume_one(self, cpu: int, cb: ControlBlockView, q: int, ready: int) -> int:
         """consume_one_event: unlink the head of queue ``q``; dispatch it if P and not M."""
-        port = self.head[cpu][q] or cb.words[ControlBlockView.HEAD0 + q]
-        where = self.word_index(port) if port else None
-        if where is None:
-            self.anomalies += port != 0
-            self.head[cpu][q] = 0
+        heads = self.head[cpu]
+        port = heads[q] or cb.words[ControlBlockView.HEAD0 + q]
+        if not port or port >> 10 >= len(self.pages):
+            self.anomalies += port != 0  # Linux would read outside its event array here
+            heads[q] = 0
             return ready & ~(1 << q)
-        page, index = where
+        page, index = self.pages[port >> 10], port & 1023
         old = page[index]
-        page[index] = old & ~(L | EVTCHN_FIFO_LINK_MASK)  # clear_linked
+        now = page[index] = old & ~(L | EVTCHN_FIFO_LINK_MASK)  # clear_linked
         nxt = old & EVTCHN_FIFO_LINK_MASK
         if not nxt:
             ready &= ~(1 << q)
-        now = page[index]
         if now & P and not now & M:
-            self.dispatch(cpu, port)
-        self.head[cpu][q] = nxt
+            page[index] = now & ~P  # the ack (clear_evtchn), then the handler
+            self.handle(cpu, port)
+        heads[q] = nxt
         return ready
 
     def clear_pending(self, port: Port) -> None:

@@ -1,0 +1,28 @@
+"""Smoke test of the benchmark scripts: they run and report their figures (never their speed)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+README_KEYS = ("two_level_events_per_s", "fifo_events_per_s", "two_level_ratio", "fifo_ratio",
+               "bytes_per_port")
+
+
+def test_engines_quick_json_reports_the_five_readme_figures_as_positive_numbers():
+    """benchmarks/engines.py drives EVTCHNOP_send (evtchn_send, xen/common/event_channel.c)
+    into evtchn_2l_set_pending / evtchn_fifo_set_pending and the Linux-like consumers; its
+    --quick --json run must print the README's five figures, each a positive finite number."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engines.py"), "--quick", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    for key in README_KEYS:
+        value = figures[key]
+        assert type(value) in (int, float) and math.isfinite(value) and value > 0, (key, value)
