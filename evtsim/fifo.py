@@ -131,13 +131,16 @@ class Fifo:
         chn.priority = EVTCHN_FIFO_PRIORITY_DEFAULT
 
     def set_pending(self, v: Vcpu, chn: Evtchn) -> None:
-        """evtchn_fifo_set_pending: mark pending; link onto a queue if unmasked and unlinked."""
+        """evtchn_fifo_set_pending: mark pending; link onto a queue if unmasked and unlinked.
+
+        The hot path of every FIFO event, so the linking (evtchn_fifo_set_link) and the write
+        accounting (WriteLog.wrote) are written inline here.
+        """
         port = chn.port
         if port >= self.num_evtchns:
             chn.pending = True  # no array page yet: raised again by add_page
             return
-        words = self.pages[port >> 10]
-        index = port & 1023
+        words, index = self.pages[port >> 10], port & 1023
         fv = self.vcpus[v.vcpu_id]
         if fv.control_block is None:
             self._drop_without_control_block(words, index, port)
@@ -148,35 +151,34 @@ class Fifo:
             self._wrote_word(port, word | P)
             return
         words[index] = word | P | L
-        self._wrote_word(port, word | P | L)
+        frame, log = self.page_frames[port >> 10], self.log
+        frame.xen_writes += 1
+        frame.last_xen_write = log.clock
+        if log.full:
+            log.keep(self.domid, frame, index * 4, EVENT_ARRAY, word | P | L)
         q = fv.queues[chn.priority]
-        if not self._link(v, chn, q, port):
-            self._raise_ready(v, fv.control_block, q.priority)
-
-    def _link(self, v: Vcpu, chn: Evtchn, q: FifoQueue, port: int) -> bool:
-        """The linking half of set_pending; True if the port went behind a linked tail."""
         old_q = self.vcpus[chn.last_vcpu_id].queues[chn.last_priority]
         if old_q.tail == port:
-            old_q.tail = 0  # e33d4257fc: the old queue is empty now
+            old_q.tail = 0  # e33d4257fc: it was the old queue's tail, that queue is empty now
         if old_q is not q:
             chn.last_vcpu_id, chn.last_priority = v.vcpu_id, q.priority
-        linked = bool(q.tail) and self._set_link(q.tail, port)
-        if not linked:
-            cb = self.vcpus[v.vcpu_id].control_block
-            cb.words[ControlBlockView.HEAD0 + q.priority] = port
-            self._wrote_cb(cb, ControlBlockView.HEAD0 + q.priority, port)
+        tail = q.tail
         q.tail = port
-        return linked
-
-    def _set_link(self, tail: int, port: int) -> bool:
-        """evtchn_fifo_set_link: point the tail's LINK at ``port`` only while it is LINKED."""
-        words = self.pages[tail >> 10]
-        word = words[tail & 1023]
-        if not word & L:
-            return False  # the guest consumed the tail: the queue is empty
-        words[tail & 1023] = linked = (word & ~(B | EVTCHN_FIFO_LINK_MASK)) | port
-        self._wrote_word(tail, linked)
-        return True
+        if tail:  # link behind the tail, but only while the tail is still LINKED
+            tail_words, tail_index = self.pages[tail >> 10], tail & 1023
+            tail_word = tail_words[tail_index]
+            if tail_word & L:
+                tail_words[tail_index] = linked = (tail_word & ~(B | EVTCHN_FIFO_LINK_MASK)) | port
+                frame = self.page_frames[tail >> 10]
+                frame.xen_writes += 1
+                frame.last_xen_write = log.clock
+                if log.full:
+                    log.keep(self.domid, frame, tail_index * 4, EVENT_ARRAY, linked)
+                return  # appended to a non-empty queue: no new upcall
+        cb = fv.control_block  # the queue was empty (or its tail consumed): port is the HEAD
+        cb.words[ControlBlockView.HEAD0 + q.priority] = port
+        self._wrote_cb(cb, ControlBlockView.HEAD0 + q.priority, port)
+        self._raise_ready(v, cb, q.priority)
 
     def _raise_ready(self, v: Vcpu, cb: ControlBlockView, priority: int) -> None:
         """Set READY bit ``priority``; only a 0->1 change marks events pending on ``v``."""

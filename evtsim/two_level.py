@@ -62,8 +62,18 @@ class TwoLevel:
         frame.last_xen_write = log.clock
         if log.full:
             log.keep(self.domid, frame, SHINFO_PENDING_OFFSET + word * self.word_size, SHARED_INFO, pending[word])
-        if not self.mask[word] & bit:
-            self._select(v, word)
+        if self.mask[word] & bit:
+            return  # masked: the pending bit waits for EVTCHNOP_unmask
+        info = v.vcpu_info
+        sel = info.sel
+        if sel[0] >> word & 1:
+            return
+        sel[0] |= 1 << word  # _select, inlined on this hot path
+        frame.xen_writes += 1
+        if log.full:
+            log.keep(self.domid, frame, info.offset + self.sel_offset, VCPU_INFO, sel[0])
+        if not info.bytes[0]:
+            v.mark_events_pending()
 
     def _select(self, v: Vcpu, word: int) -> None:
         """Set selector bit ``word`` on ``v``; mark events pending if it was clear."""

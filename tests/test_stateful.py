@@ -38,6 +38,7 @@ from evtsim import (
     EVTCHNOP_set_priority,
     EVTCHNOP_status,
     EVTCHNOP_unmask,
+    EVTCHNSTAT_closed,
     EVTCHNSTAT_interdomain,
     EVTCHNSTAT_ipi,
     EVTCHNSTAT_unbound,
@@ -55,7 +56,7 @@ VCPUS = 2
 PICK = st.integers(0, 63)  # which of the eligible ports (modulo their number)
 
 # Deterministic and database-less; sized so both machines together run in a few seconds.
-SETTINGS = settings(max_examples=150, stateful_step_count=50, derandomize=True, database=None,
+SETTINGS = settings(max_examples=120, stateful_step_count=50, derandomize=True, database=None,
                     deadline=None, suppress_health_check=list(HealthCheck))
 
 STATUS = {"interdomain": EVTCHNSTAT_interdomain, "ipi": EVTCHNSTAT_ipi, "timer": EVTCHNSTAT_virq}
@@ -136,6 +137,19 @@ class EventChannelMachine(RuleBasedStateMachine):
         ports = self.eligible(*kinds)
         return ports[which % len(ports)]
 
+    def raised_by(self, port: int, action) -> None:
+        """Run ``action`` (a send or a Xen VIRQ), check Xen's immediate effect, model it."""
+        before = self.snapshot(port)
+        action()
+        self.check_raise(port, before)
+        self.raise_event(port)
+
+    def snapshot(self, port: int):
+        """What a raise on ``port`` may or may not change (ABI-specific)."""
+
+    def check_raise(self, port: int, before) -> None:
+        """A raise on a masked or already-pending port changes nothing but the pending bit."""
+
     def raise_event(self, port: int, *, by_xen: bool = False) -> None:
         """Model of set_pending on a bound port: pending (coalesced), delivered later."""
         b = self.ports[port]
@@ -147,7 +161,8 @@ class EventChannelMachine(RuleBasedStateMachine):
 
     def bound(self, port: int, kind: str, vcpu: int, backend_port: int = 0) -> Binding:
         b = Binding(kind, vcpu, self.consumer.received[port], backend_port)
-        b.outstanding = self.freed_with_pending(port)
+        if self.freed_with_pending(port):
+            b.outstanding, b.extra = True, 1  # Xen raised it while it was free
         self.ports[port] = b
         return b
 
@@ -156,7 +171,7 @@ class EventChannelMachine(RuleBasedStateMachine):
         return False
 
     def enable(self, port: int) -> None:
-        """After a bind: route, prepare, then unmask as Linux's startup_dynirq does."""
+        """After a bind: route, prepare, then unmask, as Linux does when it starts the IRQ."""
         self.routed(port, self.ports[port].vcpu)
         self.prepare_port(port)
         self.unmask(port, via_hypercall=False)
@@ -215,8 +230,8 @@ class EventChannelMachine(RuleBasedStateMachine):
     def backend_sends(self, which: int) -> None:
         """evtchn_send from dom0 on its end: set_pending on the guest's port."""
         port = self.pick(which, "interdomain")
-        assert op(self.dom0, EVTCHNOP_send, port=self.ports[port].backend_port)[0] == 0
-        self.raise_event(port)
+        backend_port = self.ports[port].backend_port
+        self.raised_by(port, lambda: self.sent(self.dom0, backend_port))
 
     @precondition(lambda self: self.orphans)
     @rule(which=PICK)
@@ -236,21 +251,29 @@ class EventChannelMachine(RuleBasedStateMachine):
     def guest_sends_ipi(self, which: int) -> None:
         """evtchn_send on an IPI port: set_pending on the port itself."""
         port = self.pick(which, "ipi")
-        assert op(self.guest, EVTCHNOP_send, port=port)[0] == 0
-        self.raise_event(port)
+        self.raised_by(port, lambda: self.sent(self.guest, port))
 
     @rule(vcpu=st.integers(0, VCPUS - 1))
     def xen_timer_fires(self, vcpu: int) -> None:
         """send_guest_vcpu_virq(VIRQ_TIMER): only a bound timer port is raised."""
-        self.xen.send_guest_vcpu_virq(self.guest.vcpus[vcpu], VIRQ_TIMER)
+        def fire() -> None:
+            self.xen.send_guest_vcpu_virq(self.guest.vcpus[vcpu], VIRQ_TIMER)
+
         if self.timer[vcpu]:
-            self.raise_event(self.timer[vcpu])
+            self.raised_by(self.timer[vcpu], fire)
+        else:
+            fire()  # nothing is bound: nothing may change (the invariants check)
+
+    @staticmethod
+    def sent(d, port: int) -> None:
+        assert op(d, EVTCHNOP_send, port=port)[0] == 0
 
     # --- rules: the guest's own port management ---------------------------------------------
 
     @precondition(lambda self: self.ports)
     @rule(which=PICK)
     def guest_masks(self, which: int) -> None:
+        """mask_evtchn: the guest sets the 2-level mask bit or the FIFO M bit itself."""
         port = self.pick(which)
         self.mask(port)
         self.ports[port].masked = True
@@ -278,6 +301,20 @@ class EventChannelMachine(RuleBasedStateMachine):
 
     def closed(self, port: int, b: Binding) -> None:
         """ABI-specific bookkeeping after a close."""
+
+    @rule(port=st.integers(1, 63))
+    def guest_pokes_a_free_port(self, port: int) -> None:
+        """A valid but FREE port: status closed; close, send and bind_vcpu -EINVAL; unmask
+        returns 0 and does nothing (fact sheet 2.2, 8.4)."""
+        if port in self.ports:
+            return
+        g = self.guest
+        rc, s = op(g, EVTCHNOP_status, dom=DOMID_SELF, port=port)
+        assert (rc, s.status) == (0, EVTCHNSTAT_closed), (rc, s)
+        assert op(g, EVTCHNOP_close, port=port)[0] == -Errno.EINVAL
+        assert op(g, EVTCHNOP_send, port=port)[0] == -Errno.EINVAL
+        assert op(g, EVTCHNOP_bind_vcpu, port=port, vcpu=VCPUS - 1)[0] == -Errno.EINVAL
+        assert op(g, EVTCHNOP_unmask, port=port)[0] == 0
 
     @precondition(lambda self: self.ports)
     @rule(which=PICK, priority=st.integers(0, EVTCHN_FIFO_PRIORITY_MIN + 1))
@@ -313,13 +350,17 @@ class EventChannelMachine(RuleBasedStateMachine):
     def guest_resets(self) -> None:
         """EVTCHNOP_reset(DOMID_SELF): every port closed, FIFO reverts to 2-level (2.6).
 
-        Then a fresh kernel boots on the domain (kexec) and chooses its ABI again.
+        Then a fresh kernel boots on the domain (kexec) and sets up its ABI again.
         """
         assert op(self.guest, EVTCHNOP_reset, dom=DOMID_SELF)[0] == 0
         assert self.guest.abi == "2-level"
         self.orphans += [b.backend_port for b in self.ports.values() if b.kind == "interdomain"]
         self.ports.clear()
         self.timer = [0] * VCPUS
+        self.reboot()
+
+    def reboot(self) -> None:
+        """The kernel that runs after the reset."""
         self.boot()
 
     @rule()
@@ -413,6 +454,20 @@ class TwoLevelMachine(EventChannelMachine):
             self._set_bit(self.shinfo.evtchn_mask, port, True)
             assert op(self.guest, EVTCHNOP_unmask, port=port)[0] == 0
 
+    def _vcpu_state(self) -> list[tuple[int, int]]:
+        return [(v.vcpu_info.evtchn_pending_sel, v.vcpu_info.evtchn_upcall_pending) for v in self.guest.vcpus]
+
+    def snapshot(self, port: int):
+        return self.guest_pending(port), self.guest_masked(port), self._vcpu_state()
+
+    def check_raise(self, port: int, before) -> None:
+        """evtchn_2l_set_pending (2.3): an already-pending port changes nothing; a masked one
+        only its pending bit; selector and upcall are left alone in both cases."""
+        was_pending, was_masked, vcpus = before
+        assert self.guest_pending(port)
+        if was_pending or was_masked:
+            assert self._vcpu_state() == vcpus, (port, was_pending, was_masked, vcpus, self._vcpu_state())
+
     def routed(self, port: int, vcpu: int) -> None:
         """evtchn_2l_bind_to_cpu, and the per-CPU timer port for the timer-first rule."""
         self.consumer.bind_to_cpu(port, vcpu)
@@ -461,6 +516,11 @@ class FifoMachine(EventChannelMachine):
         self.boot()
         self.log_cursor = len(self.xen.log.writes)
 
+    def reboot(self) -> None:
+        """A Linux kernel adds its first array page lazily, at its first bind (4.1 step 5)."""
+        self.boot_pages = 0
+        self.boot()
+
     def boot(self) -> None:
         """xen_init_IRQ with FIFO: fresh control blocks, init_control on every vCPU."""
         for v in range(VCPUS):
@@ -501,6 +561,24 @@ class FifoMachine(EventChannelMachine):
 
     def beyond_array(self, port: int) -> bool:
         return port >= len(self.consumer.pages) * WORDS
+
+    def _queue_state(self) -> list[tuple[bytes, int]]:
+        return [(cb.words.tobytes(), v.vcpu_info.evtchn_upcall_pending)
+                for cb, v in zip(self.consumer.control_block, self.guest.vcpus)]
+
+    def snapshot(self, port: int):
+        return self._word(port), self._queue_state()
+
+    def check_raise(self, port: int, before) -> None:
+        """evtchn_fifo_set_pending (2.4): a MASKED or LINKED word only gains P, and HEAD,
+        READY and the upcall stay as they were; otherwise the word is queued (P and L)."""
+        word, queues = before
+        now = self._word(port)
+        if word & (M | L):
+            assert now == word | P, (port, hex(word), hex(now))
+            assert self._queue_state() == queues, port
+        else:
+            assert now & (P | L) == P | L, (port, hex(word), hex(now))
 
     def raise_event(self, port: int, *, by_xen: bool = False) -> None:
         """No array page yet: Xen stashes it in evtchn->pending, which it never clears (2.4)."""

@@ -32,8 +32,9 @@ Handler = Callable[[int, Port], None]  # (cpu, port)
 class Consumer(ABC):
     """What both ABIs share: the upcall loop, the ack, handlers and what each port received.
 
-    ``received[port]`` counts dispatched events; ``handlers[port]`` (optional) runs after the
-    ack, like an IRQ handler. The shared_info and vcpu_info frames are the guest's own view.
+    ``received[port]`` counts dispatched events (None turns the per-port statistics off,
+    like a kernel without /proc/interrupts); ``handlers[port]`` (optional) runs after the ack,
+    like an IRQ handler. The shared_info and vcpu_info frames are the guest's own view.
     """
 
     abi = ""
@@ -43,7 +44,7 @@ class Consumer(ABC):
         self.shinfo = SharedInfoView(frame, layout)
         self.vcpu_info = [VcpuInfoView(frame, cpu * VCPU_INFO_SIZE, layout) for cpu in range(nr_cpus)]
         self.handlers: dict[Port, Callable[[int, Port], None]] = {}
-        self.received: Counter[Port] = Counter()
+        self.received: Counter[Port] | None = Counter()
         self.events = 0  # everything dispatched so far
         self.dispatched: list[tuple[int, Port]] = []  # (cpu, port) in order, when ``trace`` is on
         self.trace = False
@@ -77,7 +78,8 @@ class Consumer(ABC):
     def handle(self, cpu: int, port: Port) -> None:
         """The IRQ handler's half of dispatch, after the ack: count, trace, call the handler."""
         self.events += 1
-        self.received[port] += 1
+        if self.received is not None:
+            self.received[port] += 1
         if self.trace:
             self.dispatched.append((cpu, port))
         if self.handlers:
@@ -130,7 +132,7 @@ class TwoLevelConsumer(Consumer):
             if not words:
                 word, first_pass = 0, False  # wrap to the beginning
                 continue
-            word = _lowest_bit(words)
+            word = (words & -words).bit_length() - 1  # __ffs
             bit = start_bit if word == start_word and first_pass else 0
             self._scan_word(cpu, word, bit)
             if word != start_word or not first_pass:
@@ -142,20 +144,22 @@ class TwoLevelConsumer(Consumer):
         """Dispatch the active ports of ``word`` from ``bit`` up, saving last+1 as the cursor."""
         pending = self.shinfo.evtchn_pending
         pending_bits = pending[word] & self.cpu_evtchn_mask[cpu][word] & ~self.shinfo.evtchn_mask[word]
-        nbits, base = self.bits, word * self.bits
+        nbits, base, ones, handle = self.bits, word * self.bits, self.all_ones, self.handle
+        cursor = None
         while True:
-            bits = pending_bits & (self.all_ones << bit)
+            bits = pending_bits & (ones << bit)
             if not bits:
-                return
+                break
             low = bits & -bits
             bit = low.bit_length() - 1
             pending[word] &= ~low  # the ack (clear_evtchn), then the handler
-            self.handle(cpu, base + bit)
+            handle(cpu, base + bit)
             bit = (bit + 1) % nbits
-            self.current_word_idx[cpu] = word if bit else (word + 1) % nbits
-            self.current_bit_idx[cpu] = bit
+            cursor = (word if bit else (word + 1) % nbits, bit)  # next upcall starts after this port
             if bit == 0:
-                return
+                break
+        if cursor is not None:
+            self.current_word_idx[cpu], self.current_bit_idx[cpu] = cursor
 
     def clear_pending(self, port: Port) -> None:
         """clear_evtchn: the guest clears its pending bit in shared_info."""
@@ -196,45 +200,39 @@ class FifoConsumer(Consumer):
         return self.pages[port >> 10], port & 1023
 
     def handle_events(self, cpu: int) -> None:
-        """Exchange READY with 0, then consume one event at a time, highest priority first."""
+        """Exchange READY with 0, then consume one event at a time, highest priority first.
+
+        Each turn of the loop is Linux's consume_one_event for the lowest set READY bit,
+        written inline because it runs once per event; READY is merged again after each.
+        """
         cb = self.control_block[cpu]
         if cb is None:
             return
-        words = cb.words
+        words, heads, pages = cb.words, self.head[cpu], self.pages
         ready, words[0] = words[0], 0
         while ready:
-            q = _lowest_bit(ready)
-            ready = self._consume_one(cpu, cb, q, ready)
+            low = ready & -ready
+            q = low.bit_length() - 1
+            port = heads[q] or words[ControlBlockView.HEAD0 + q]  # local head, else HEAD[q]
+            if not port or port >> 10 >= len(pages):
+                self.anomalies += port != 0  # Linux would read outside its event array here
+                heads[q] = 0
+                ready &= ~low
+            else:
+                page, index = pages[port >> 10], port & 1023
+                old = page[index]
+                now = page[index] = old & ~(L | EVTCHN_FIFO_LINK_MASK)  # clear_linked
+                nxt = old & EVTCHN_FIFO_LINK_MASK
+                if not nxt:
+                    ready &= ~low  # that was the tail: the queue looks empty
+                if now & P and not now & M:
+                    page[index] = now & ~P  # the ack (clear_evtchn), then the handler
+                    self.handle(cpu, port)
+                heads[q] = nxt
             ready |= words[0]
             words[0] = 0
 
-    def _consume_one(self, cpu: int, cb: ControlBlockView, q: int, ready: int) -> int:
-        """consume_one_event: unlink the head of queue ``q``; dispatch it if P and not M."""
-        heads = self.head[cpu]
-        port = heads[q] or cb.words[ControlBlockView.HEAD0 + q]
-        if not port or port >> 10 >= len(self.pages):
-            self.anomalies += port != 0  # Linux would read outside its event array here
-            heads[q] = 0
-            return ready & ~(1 << q)
-        page, index = self.pages[port >> 10], port & 1023
-        old = page[index]
-        now = page[index] = old & ~(L | EVTCHN_FIFO_LINK_MASK)  # clear_linked
-        nxt = old & EVTCHN_FIFO_LINK_MASK
-        if not nxt:
-            ready &= ~(1 << q)
-        if now & P and not now & M:
-            page[index] = now & ~P  # the ack (clear_evtchn), then the handler
-            self.handle(cpu, port)
-        heads[q] = nxt
-        return ready
-
     def clear_pending(self, port: Port) -> None:
         """clear_evtchn: the guest clears P in the event word."""
-        where = self.word_index(port)
-        if where is not None:
-            where[0][where[1]] &= ~P
-
-
-def _lowest_bit(value: int) -> int:
-    """Index of the lowest set bit (EVTCHN_FIRST_BIT / __ffs)."""
-    return (value & -value).bit_length() - 1
+        if port >> 10 < len(self.pages):
+            self.pages[port >> 10][port & 1023] &= ~P
