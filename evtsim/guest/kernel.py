@@ -11,8 +11,9 @@ ever reads the memory of its own domain.
 
 from __future__ import annotations
 
+import copy
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from ..abi import (
@@ -102,7 +103,8 @@ class Kernel:
     bug hinges on. ``crashed`` holds the BUG/panic message once the kernel has died.
     """
 
-    def __init__(self, domain: Domain, config: KernelConfig = KernelConfig(), name: str = "linux") -> None:
+    def __init__(self, domain: Domain, config: KernelConfig = KernelConfig(), name: str = "linux",
+                 pages_gfn: Gfn = KERNEL_PAGES_GFN) -> None:
         self.name = name
         self.config = config
         self.abi: str | None = None
@@ -113,7 +115,7 @@ class Kernel:
         self.array_gfns: list[Gfn] = []
         self.online_cpus: list[int] = []
         self.log = KernelLog()
-        self._next_gfn = KERNEL_PAGES_GFN
+        self._next_gfn = pages_gfn  # where this boot's page allocator hands out pages
         self.attach(domain)
 
     # --- plumbing -----------------------------------------------------------------------
@@ -379,3 +381,35 @@ class Kernel:
         self.bind_evtchn("xenstore", store_port)
         self.bind_evtchn("console", console_port)
         self.log(f"xen_irq_resume: {len(self.channels)} of {len(old)} channels back")
+
+    # --- PM hibernation: the image and the resume kernel -----------------------------------
+
+    def image(self) -> Kernel:
+        """The kernel as a hibernation image keeps it: its own state, no live views of Xen."""
+        clone = copy.copy(self)
+        clone.channels = {name: replace(c) for name, c in self.channels.items()}
+        clone.received = Counter(self.received)
+        clone.control_gfns = dict(self.control_gfns)
+        clone.array_gfns = list(self.array_gfns)
+        clone.online_cpus = list(self.online_cpus)
+        clone.log = KernelLog()  # this boot's messages stay behind with the old domain
+        clone.domain, clone.consumer = None, None
+        return clone
+
+    def resume_from_image(self, domain: Domain, store_port: Port, console_port: Port) -> None:
+        """The resumed kernel in (possibly another host's) domain: same ABI as at its boot.
+
+        Linux never re-chooses its ABI, and the PM resume path re-establishes channels
+        without the ABI's resume hook (no init_control): timer VIRQs (find_virq on -EEXIST),
+        IPIs, and the xenstore and console ports from the new HVM params.
+        """
+        self.attach(domain)
+        self.channels = {}
+        self._build_consumer()
+        self.log(f"resume: continuing with the {self.abi} ABI chosen at this kernel's own boot")
+        for cpu in self.online_cpus:
+            self.bind_virq_timer(cpu)
+            for ipi in IPIS:
+                self.bind_ipi(ipi, cpu)
+        self.bind_evtchn("xenstore", store_port)
+        self.bind_evtchn("console", console_port)

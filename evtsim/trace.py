@@ -1,0 +1,117 @@
+"""A scenario's run: one immutable record per step, and the outcome computed from them.
+
+Printed, a trace is one predictable line per step (in the manner of the OSTEP homework
+simulators); saved, it is versioned JSON that is validated on load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .snapshot import DomainSnapshot
+
+
+@dataclass(frozen=True)
+class Call:
+    """One hypercall made during a step: who, which sub-op, what Xen returned."""
+
+    domain: str
+    op: str
+    rc: int
+
+
+@dataclass(frozen=True)
+class Record:
+    """One step: what was done, the hypercalls and their return codes, and the state after."""
+
+    index: int
+    step: str
+    host: str
+    calls: tuple[Call, ...]
+    notes: tuple[str, ...]  # what Xen and the guest did, each naming the function it models
+    sent: int  # events sent so far (cumulative)
+    delivered: int  # events the guest's handlers saw so far (cumulative)
+    stray_writes: int  # Xen writes into handed-over frames so far (cumulative)
+    domains: tuple[DomainSnapshot, ...]
+
+    def domain(self, name: str) -> DomainSnapshot:
+        """The snapshot of the domain called ``name`` at this step."""
+        for d in self.domains:
+            if d.name == name:
+                return d
+        raise KeyError(f"no domain {name!r} at step {self.index} ({self.step})")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened, computed from the records (never declared by the scenario)."""
+
+    verdict: str  # "works", "events lost", "memory corrupted", "guest crash"
+    sent: int
+    delivered: int
+    lost: int
+    first_loss_step: int | None
+    stray_writes: int
+    corrupted_frames: tuple[int, ...]
+    first_corruption_step: int | None
+    crash: str | None
+    crash_step: int | None
+    channels_closed: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """One line for a banner or a table cell."""
+        parts = [self.verdict, f"{self.delivered}/{self.sent} events delivered"]
+        if self.stray_writes:
+            parts.append(f"{self.stray_writes} Xen writes into {len(self.corrupted_frames)} handed-over frames")
+        if self.crash:
+            parts.append(f"crash: {self.crash}")
+        if self.channels_closed:
+            parts.append(f"channels closed: {', '.join(self.channels_closed)}")
+        return "; ".join(parts)
+
+
+VERDICTS = ("works", "events lost", "memory corrupted", "guest crash")
+
+
+def summarise_calls(calls: tuple[Call, ...], quiz: bool = False) -> str:
+    """``guest:init_control=-ENOSYS bind_ipi=0 x4``: each (domain, op, rc) once, with a count."""
+    from .abi import errno_name
+
+    counts: dict[tuple[str, str, int], int] = {}
+    for call in calls:
+        key = (call.domain, call.op, call.rc)
+        counts[key] = counts.get(key, 0) + 1
+    parts = []
+    for (domain, op, rc), n in counts.items():
+        shown = "?" if quiz else errno_name(rc)
+        parts.append(f"{domain}:{op}={shown}" + (f" x{n}" if n > 1 else ""))
+    return " ".join(parts) or "-"
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A whole run: the scenario's name and parameters, its records and its outcome."""
+
+    scenario: str
+    params: tuple[tuple[str, str], ...]
+    records: tuple[Record, ...]
+    outcome: Outcome
+    meta: tuple[tuple[str, str], ...] = field(default=())
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> Record:
+        return self.records[index]
+
+    def lines(self, quiz: bool = False) -> list[str]:
+        """One line per step; with ``quiz`` the return codes and outcome are hidden."""
+        out = [f"scenario {self.scenario} " + " ".join(f"{k}={v}" for k, v in self.params)]
+        for r in self.records:
+            out.append(f"[{r.index:2d}] {r.host or '-':<2} {r.step:<40} {summarise_calls(r.calls, quiz)}")
+        if quiz:
+            out.append("outcome: ? (run again without --quiz to reveal)")
+        else:
+            out.append(f"outcome: {self.outcome.summary}")
+        return out
