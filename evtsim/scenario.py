@@ -8,6 +8,7 @@ order and freezes the world after each one, so the trace can be stepped through 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -48,8 +49,8 @@ class World:
         self.shown: dict[str, Shown] = {}
         self.calls: list[Call] = []
         self.notes: list[str] = []
-        self.sent = 0
-        self.delivered = 0
+        self._sent: Counter[tuple[str, str]] = Counter()  # (shown name, channel) -> events sent
+        self._received: Counter[tuple[str, str]] = Counter()  # ... -> handler runs
         self.handover: dict[int, tuple[Frame, int]] = {}  # id(frame) -> (frame, Xen writes then)
         self.channels_closed: list[str] = []
         self.data: dict[str, object] = {}  # what steps pass to later steps (an image, ...)
@@ -83,6 +84,27 @@ class World:
 
     def note(self, text: str) -> None:
         self.notes.append(text)
+
+    def count_sent(self, shown: str, channel: str) -> None:
+        self._sent[(shown, channel)] += 1
+
+    def count_received(self, shown: str, channel: str, count: int) -> None:
+        self._received[(shown, channel)] += count
+
+    @property
+    def sent(self) -> int:
+        """Events sent so far, on every channel of every shown guest."""
+        return sum(self._sent.values())
+
+    @property
+    def delivered(self) -> int:
+        """Sent events whose handler ran (a handler run nobody sent for is not a delivery)."""
+        return sum(min(self._received[key], count) for key, count in self._sent.items())
+
+    def lost_channels(self) -> list[str]:
+        """Channels with fewer handler runs than events sent."""
+        return sorted({f"{channel}" for (name, channel), count in self._sent.items()
+                       if self._received[(name, channel)] < count})
 
     def hand_over(self, frames: list[Frame]) -> None:
         """From now on these frames belong to someone else: Xen should not write them."""

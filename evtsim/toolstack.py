@@ -62,16 +62,23 @@ class GuestHandle:
 
 
 def xl_create(xen: Xen, *, vcpus: int = 2, flags: int = XEN_DOMCTL_CDF_hvm,
-              max_evtchn_port: int = XL_MAX_EVTCHN_PORT) -> GuestHandle:
+              max_evtchn_port: int = XL_MAX_EVTCHN_PORT, compat: bool = False) -> GuestHandle:
     """libxl domain creation: the domain, then its xenstore and console channels."""
-    domain = xen.domain_create(vcpus=vcpus, flags=flags, max_evtchn_port=max_evtchn_port)
+    domain = xen.domain_create(vcpus=vcpus, flags=flags, max_evtchn_port=max_evtchn_port, compat=compat)
     backend = Backend(xen, domain)
-    ports = {}
+    store, console = plumb(backend)
+    return GuestHandle(domain, backend, store, console)
+
+
+def plumb(backend: Backend) -> tuple[Port, Port]:
+    """The xenstore and console channels: ports allocated in the guest by the toolstack
+    (a privileged alloc_unbound with dom = the guest), bound by xenstored and xenconsoled."""
+    ports = []
     for name in ("xenstore", "console"):
-        alloc = EvtchnAllocUnbound(dom=domain.domain_id, remote_dom=0)
-        rc = xen.dom0.evtchn_op(EVTCHNOP_alloc_unbound, alloc)
+        alloc = EvtchnAllocUnbound(dom=backend.guest.domain_id, remote_dom=0)
+        rc = backend.xen.dom0.evtchn_op(EVTCHNOP_alloc_unbound, alloc)
         if rc < 0:
             raise RuntimeError(f"toolstack: alloc_unbound for {name} failed with {rc}")
         backend.bind(name, alloc.port)
-        ports[name] = alloc.port
-    return GuestHandle(domain, backend, ports["xenstore"], ports["console"])
+        ports.append(alloc.port)
+    return ports[0], ports[1]

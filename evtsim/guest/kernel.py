@@ -380,7 +380,8 @@ class Kernel:
                 self.bind_ipi(ipi, cpu)
         self.bind_evtchn("xenstore", store_port)
         self.bind_evtchn("console", console_port)
-        self.log(f"xen_irq_resume: {len(self.channels)} of {len(old)} channels back")
+        self.log(f"xen_irq_resume: VIRQs and IPIs rebound, xenstore and console from the new params "
+                 f"({len(self.channels)} of the {len(old)} channels so far; frontends reconnect next)")
 
     # --- PM hibernation: the image and the resume kernel -----------------------------------
 
