@@ -47,7 +47,7 @@ class FifoQueue:
     tail: int = 0
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class FifoVcpu:
     """struct evtchn_fifo_vcpu: the mapped control block (or None) and 16 queues."""
 

@@ -26,3 +26,17 @@ def test_engines_quick_json_reports_the_five_readme_figures_as_positive_numbers(
     for key in README_KEYS:
         value = figures[key]
         assert type(value) in (int, float) and math.isfinite(value) and value > 0, (key, value)
+
+
+def test_scenarios_quick_json_reports_the_matrix_runs_and_both_timings():
+    """benchmarks/scenarios.py times the hibernation alternatives matrix (evtsim.sweep) on one
+    core and on a process pool; its --quick --json run must report a run count and two
+    positive finite durations."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scenarios.py"), "--quick", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert type(figures["matrix_runs"]) is int and figures["matrix_runs"] > 0
+    for key in ("matrix_seconds", "matrix_seconds_pool"):
+        assert type(figures[key]) is float and math.isfinite(figures[key]) and figures[key] > 0, key

@@ -153,19 +153,20 @@ class Kernel:
 
     def boot(self) -> None:
         """xen_init_IRQ and CPU bring-up: choose the ABI, then set up every CPU."""
-        self.abi = "2-level"
+        abi = "2-level"
         if self.config.fifo_events:
             rc = self._init_control(0)
             if rc == 0:
-                self.abi = "fifo"
+                abi = "fifo"
             elif not self.config.fallback.falls_back(rc):
                 self.panic(f"EVTCHNOP_init_control failed with {errno_name(rc)} and fallback is "
                            f"'{self.config.fallback.value}'")
-                return
+                return  # the ABI was never chosen
             else:
                 self.log(f"xen_init_IRQ: FIFO unavailable ({errno_name(rc)}), using 2-level")
         else:
             self.log("xen_init_IRQ: xen.fifo_events=0, using 2-level")
+        self.abi = abi
         self._build_consumer()
         if self.abi == "2-level":
             self._mask_all_2l()
@@ -235,7 +236,7 @@ class Kernel:
             self.panic(f"bind_virq(VIRQ_TIMER, cpu{cpu}) failed: {errno_name(rc)}")
             return
         self.bind_evtchn(f"timer{cpu}", port, cpu)
-        if self.abi == "fifo":  # xen_setup_timer asks for the highest priority
+        if self.abi == "fifo" and not self.crashed:  # xen_setup_timer asks for the highest priority
             self.hypercall(EVTCHNOP_set_priority, EvtchnSetPriority(port=port, priority=XEN_IRQ_PRIORITY_MAX))
 
     def _find_virq(self, virq: int, cpu: int) -> Port:
@@ -271,8 +272,16 @@ class Kernel:
         return arg.port
 
     def bind_evtchn(self, name: str, port: Port, cpu: int = 0) -> None:
-        """bind_evtchn_to_irq + irq startup: set the port up for the ABI, then unmask it."""
+        """bind_evtchn_to_irq + irq startup: set the port up for the ABI, then unmask it.
+
+        A port that already has an IRQ keeps it (bind_evtchn_to_irq reuses the mapping), so
+        a driver handed a port that another channel now holds never gets its own events.
+        """
         if self.crashed:
+            return
+        owner = next((c.name for c in self.channels.values() if c.port == port and c.name != name), None)
+        if owner is not None:
+            self.log(f"bind_evtchn_to_irq({name}): port {port} is already {owner}'s")
             return
         if self.abi == "fifo" and not self._fifo_setup(port):
             return

@@ -15,7 +15,7 @@ from ..guest.kernel import KernelConfig
 from ..scenario import Shown, Step, World, run
 from ..toolstack import xl_create
 from ..trace import Trace
-from .common import boot, consume, create_guest, send
+from .common import boot, check_params, consume, create_guest, send
 
 
 @dataclass(frozen=True)
@@ -27,8 +27,7 @@ class BasicsParams:
     compat: bool = False
 
     def __post_init__(self) -> None:
-        if not 1 <= self.vcpus <= 8:
-            raise ValueError("vcpus must be 1..8")
+        check_params(self)
 
 
 def two_level_basics(params: BasicsParams = BasicsParams(), seed: int = 0) -> Trace:

@@ -7,9 +7,21 @@ from collections import Counter
 from ..abi import EVTCHNOP_send, VIRQ_TIMER, EvtchnSend
 from ..guest.kernel import KERNEL_PAGES_GFN, Kernel, KernelConfig
 from ..scenario import Shown, World
+from ..versions import xen_version
 from ..toolstack import xl_create
 
 DEVICES = ("xenstore", "console", "vbd")
+
+
+def check_params(params: object) -> None:
+    """The checks every scenario's parameters share: known Xen versions, sane sizes."""
+    for name in ("xen", "old_xen"):
+        if hasattr(params, name):
+            xen_version(getattr(params, name))  # ValueError names the choices
+    if not 1 <= getattr(params, "vcpus", 1) <= 8:
+        raise ValueError("vcpus must be 1..8")
+    if not 1 <= getattr(params, "rounds", 1) <= 100:
+        raise ValueError("rounds must be 1..100")
 
 
 def create_guest(world: World, name: str, host: str, version: str, *, vcpus: int, flags: int | None = None) -> Shown:

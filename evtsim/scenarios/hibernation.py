@@ -25,7 +25,7 @@ from ..faults import AllocSite
 from ..guest.kernel import KERNEL_PAGES_GFN, FallbackPolicy, KernelConfig
 from ..scenario import Step, World, run
 from ..trace import Trace
-from .common import boot, connect_vbd, create_guest, traffic
+from .common import boot, check_params, connect_vbd, create_guest, traffic
 
 IMAGE_FRAMES = 0x100  # guest RAM saved in the image (covers every kernel's event pages)
 #: The boot kernel's page allocator hands out other frames than the original boot did.
@@ -63,9 +63,10 @@ class HibernationParams:
             raise ValueError(f"unknown fix {self.fix!r}; choose from {', '.join(FIXES)}")
         if self.errno not in ERRNOS:
             raise ValueError(f"unknown errno {self.errno!r}; choose from {', '.join(ERRNOS)}")
-        FallbackPolicy(self.guest_fallback)
-        if not 1 <= self.vcpus <= 8 or not 1 <= self.rounds <= 100:
-            raise ValueError("vcpus must be 1..8 and rounds 1..100")
+        fallbacks = [policy.value for policy in FallbackPolicy]
+        if self.guest_fallback not in fallbacks:
+            raise ValueError(f"unknown guest fallback {self.guest_fallback!r}; choose from {', '.join(fallbacks)}")
+        check_params(self)
 
     @property
     def new_host_version(self) -> str:
@@ -100,9 +101,12 @@ def _hibernate(w: World) -> None:
     """swsusp: the kernel and every RAM frame go to disk; the old domain is destroyed."""
     shown = w.shown["guest@A"]
     memory = shown.guest.domain.memory
-    w.data["image"] = {gfn: bytes(memory.frame(gfn).data) for gfn in range(IMAGE_FRAMES)}
-    w.data["kernel"] = shown.kernel.image()
-    w.note(f"image: {IMAGE_FRAMES} frames and the {shown.kernel.abi} kernel; the domain is destroyed")
+    if shown.kernel.crashed:
+        w.note("the guest died on the old host: there is no image to resume")
+    else:
+        w.data["image"] = {gfn: bytes(memory.frame(gfn).data) for gfn in range(IMAGE_FRAMES)}
+        w.data["kernel"] = shown.kernel.image()
+        w.note(f"image: {IMAGE_FRAMES} frames and the {shown.kernel.abi} kernel; the domain is destroyed")
     w.hosts["A"].domain_destroy(shown.guest.domain)
     del w.shown["guest@A"]
 
@@ -142,8 +146,8 @@ def _boot_kernel_resets(w: World) -> None:
 def _load_image(w: World) -> None:
     """The boot kernel copies the image into place and jumps: its own pages are overwritten."""
     shown = w.shown["guest@B"]
-    if shown.kernel.crashed:
-        w.note("the boot kernel died: no image is loaded")
+    if shown.kernel.crashed or "image" not in w.data:
+        w.note("no image is loaded: " + ("the boot kernel died" if shown.kernel.crashed else "there is none"))
         return
     memory = shown.guest.domain.memory
     frames = [memory.fill(gfn, data, "hibernation image") for gfn, data in w.data["image"].items()]
@@ -155,7 +159,7 @@ def _load_image(w: World) -> None:
 
 def _resume(w: World) -> None:
     shown = w.shown["guest@B"]
-    if shown.kernel.crashed:
+    if shown.kernel.crashed or "kernel" not in w.data:
         w.note("nothing to resume")
         return
     resumed = w.data["kernel"]

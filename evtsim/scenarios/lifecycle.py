@@ -17,7 +17,7 @@ from ..guest.kernel import KERNEL_PAGES_GFN, Kernel, KernelConfig
 from ..scenario import Step, World, run
 from ..toolstack import plumb
 from ..trace import Trace
-from .common import boot, connect_vbd, consume, create_guest, send, traffic
+from .common import boot, check_params, connect_vbd, consume, create_guest, send, traffic
 
 NEXT_KERNEL_PAGES_GFN = KERNEL_PAGES_GFN + 0x40  # a later kernel lays out its pages elsewhere
 
@@ -153,3 +153,12 @@ def _soft_reset(w: World) -> None:
         shown.guest.store_evtchn, shown.guest.console_evtchn = store, console
         w.note(f"libxl: new xenstore port {store}, console port {console}")
     shown.kernel = None
+
+    def __post_init__(self) -> None:
+        check_params(self)
+
+    def __post_init__(self) -> None:
+        check_params(self)
+
+    def __post_init__(self) -> None:
+        check_params(self)

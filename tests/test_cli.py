@@ -1,0 +1,111 @@
+"""The ``evtsim`` command, run as a learner runs it: ``python -m evtsim ...`` in a subprocess."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evtsim.cli import main
+from evtsim.scenarios import FIXES, SCENARIOS
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+HIBERNATION_STEPS = 9  # the default hibernation scenario (no reset step)
+
+
+def evtsim(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "evtsim", *args], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_run_prints_the_header_one_line_per_step_and_the_outcome():
+    done = evtsim("run", "hibernation", "--xen", "4.4", "--fix", "disable-fifo", "--errno", "EPERM",
+                  "--guest-fallback", "enosys-only")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("scenario hibernation") and "errno=EPERM" in lines[0]
+    assert [line[:4] for line in lines[1:1 + HIBERNATION_STEPS]] == [f"[{i:2d}]" for i in range(HIBERNATION_STEPS)]
+    assert lines[1 + HIBERNATION_STEPS].startswith("outcome: guest crash")
+    assert "init_control=-EPERM" in done.stdout
+
+
+def test_quiz_hides_every_return_code_and_the_outcome():
+    done = evtsim("run", "hibernation", "--quiz")
+    assert done.returncode == 0, done.stderr
+    assert "=?" in done.stdout and "=0" not in done.stdout and "=-E" not in done.stdout
+    assert done.stdout.splitlines()[-1].startswith("outcome: ?")
+
+
+def test_verbose_prints_each_steps_notes_indented_under_its_line():
+    lines = evtsim("run", "hibernation", "--verbose").stdout.splitlines()
+    boot = next(i for i, line in enumerate(lines) if "original kernel boots" in line)
+    assert lines[boot + 1].startswith(" " * 8) and "init_control" in lines[boot + 1]
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_runs_with_its_defaults(name, capsys):
+    assert main(["run", name]) == 0
+    assert capsys.readouterr().out.startswith(f"scenario {name}")
+
+
+def test_a_scenarios_own_options_are_converted_to_their_defaults_type(capsys):
+    assert main(["run", "two-level-basics", "--vcpus", "3", "--compat", "yes"]) == 0
+    assert "vcpus=3 compat=True" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_json_saves_a_trace_that_show_prints_the_same(tmp_path):
+    pytest.importorskip("evtsim.tracefile")
+    path = tmp_path / "trace.json"
+    ran = evtsim("run", "hibernation", "--fix", "reset", "--json", str(path))
+    shown = evtsim("show", str(path))
+    assert shown.returncode == 0, shown.stderr
+    assert ran.stdout.startswith(shown.stdout)
+
+
+def test_show_of_a_damaged_file_is_one_error_line_and_exit_2(tmp_path):
+    pytest.importorskip("evtsim.tracefile")
+    path = tmp_path / "trace.json"
+    evtsim("run", "hibernation", "--json", str(path))
+    path.write_text(path.read_text()[:200])
+    done = evtsim("show", str(path))
+    assert (done.returncode, len(done.stderr.splitlines())) == (2, 1)
+    assert done.stderr.startswith("evtsim: error:")
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "no-such-scenario"),
+    ("run", "hibernation", "--no-such-option", "1"),
+    ("run", "hibernation", "--fix", "xsm", "--errno", "EWHATEVER"),
+    ("run", "hibernation", "--fix", "no-such-fix"),
+    ("run", "hibernation", "--xen", "banana"),
+    ("run", "hibernation", "--vcpus", "many"),
+    ("show", "/no/such/trace.json"),
+    ("frobnicate",),
+    (),
+], ids=["scenario", "option", "errno", "fix", "xen-version", "int-value", "missing-file", "command", "nothing"])
+def test_bad_input_is_one_error_line_on_stderr_and_exit_2(args):
+    done = evtsim(*args)
+    assert done.returncode == 2
+    assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith("evtsim: error:"), done.stderr
+    assert done.stdout == ""
+
+
+def test_list_mentions_every_scenario_and_every_fix():
+    done = evtsim("list")
+    assert done.returncode == 0, done.stderr
+    assert all(name in done.stdout for name in SCENARIOS)
+    assert all(fix in done.stdout for fix in FIXES)
+
+
+def test_matrix_csv_has_a_header_and_a_row_per_run():
+    done = evtsim("matrix", "--csv", "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    assert len(rows) >= 200
+    assert {"fix", "errno", "guest_fallback", "verdict", "delivered", "sent"} <= set(rows[0])
