@@ -1,0 +1,352 @@
+"""The views draw what the frozen snapshots and traces say, and update in place."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from functools import cache
+
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")  # not MPLBACKEND: it would leak into notebook kernels (ecosystem.md section 2)
+
+import numpy as np  # noqa: E402
+from matplotlib.colors import to_rgba  # noqa: E402
+from matplotlib.text import Text  # noqa: E402
+
+from evtsim import plots  # noqa: E402
+from evtsim.scenarios import SCENARIOS, run_scenario  # noqa: E402
+from evtsim.trace import VERDICTS  # noqa: E402
+
+DPI = 40  # enough pixels to compare, few enough to keep the file fast
+
+
+@cache
+def trace(name: str, **params):
+    return run_scenario(name, **params)
+
+
+def hibernation_step(step: str = "traffic on the new host"):
+    t = trace("hibernation")
+    return next(r for r in t.records if r.step == step).domain("guest@B")
+
+
+def render(ax) -> np.ndarray:
+    """Draw the figure with warnings as errors; its pixels."""
+    fig = ax.figure
+    fig.set_dpi(DPI)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba()).copy()
+
+
+def snapshot_views(snapshot):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return [plots.draw_two_level(snapshot), plots.draw_fifo_queues(snapshot), plots.draw_frame_map(snapshot)]
+
+
+def popcount(words) -> int:
+    return sum(bin(w).count("1") for w in words)
+
+
+def grid_codes(artists) -> np.ndarray:
+    return np.asarray(artists.grid.get_array())
+
+
+def paths(collection) -> int:
+    return len(collection.get_paths())
+
+
+# --- every scenario, every view --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_view_renders_the_middle_and_last_step_of_every_scenario_with_the_snapshots_bits(name):
+    t = trace(name)
+    for record in (t[len(t) // 2], t[-1]):
+        for s in record.domains:
+            two, fifo, frames = snapshot_views(s)
+            for artists in (two, fifo, frames):
+                render(artists.ax)
+            assert np.count_nonzero(grid_codes(two) % 2 == 1) == popcount(s.evtchn_pending)
+            assert paths(fifo.nodes) == sum(len(q.ports) for q in s.queues)
+            assert paths(frames.cells) == len(s.frames)
+    lines = plots.draw_timeline(t, step=len(t) - 1)
+    render(lines.ax)
+    assert (lines.sent.get_ydata()[-1], lines.delivered.get_ydata()[-1]) == (t.outcome.sent, t.outcome.delivered)
+
+
+# --- the 2-level grid ------------------------------------------------------------------------
+
+
+def test_pending_cells_equal_the_popcount_of_evtchn_pending_at_every_step():
+    for record in trace("two-level-basics"):
+        for s in record.domains:
+            codes = grid_codes(plots.draw_two_level(s))
+            assert np.count_nonzero((codes == 1) | (codes == 3)) == popcount(s.evtchn_pending)
+            assert np.count_nonzero(codes >= 2) == popcount(s.evtchn_mask)
+
+
+def test_a_pending_and_masked_port_gets_its_own_colour():
+    t = trace("two-level-basics")
+    s = next(r for r in t.records if r.step == "dom0 notifies the masked console").domain("guest")
+    console = next(p.port for p in s.ports if p.label == "console")
+    word, bit = divmod(console, s.bits_per_word)
+    assert grid_codes(plots.draw_two_level(s))[word, bit] == plots.EVENT_STATES.index("pending+masked")
+
+
+def test_a_64_bit_guest_gets_a_64_by_64_grid_and_a_32_bit_guest_a_32_by_32_grid():
+    assert grid_codes(plots.draw_two_level(trace("two-level-basics")[-1].domains[0])).shape == (64, 64)
+    compat = trace("two-level-basics", compat=True)[-1].domains[0]
+    assert grid_codes(plots.draw_two_level(compat)).shape == (32, 32)
+
+
+def test_selector_strip_and_upcall_cells_show_each_vcpu():
+    t = trace("two-level-basics")
+    s = next(r for r in t.records if r.step.startswith("timer fires")).domain("guest")
+    a = plots.draw_two_level(s)
+    sel, up = np.asarray(a.selector.get_array()), np.asarray(a.upcall.get_array())
+    for v, vcpu in enumerate(s.vcpus):
+        assert [int(b) for b in sel[:, 2 * v]] == [vcpu.pending_sel >> w & 1 for w in range(len(s.evtchn_pending))]
+        assert up[0, 2 * v] == (1 if vcpu.upcall_pending else 0)
+    assert any(vcpu.pending_sel for vcpu in s.vcpus)
+
+
+def test_every_bound_port_is_outlined_and_labelled_with_what_it_is_for():
+    s = trace("two-level-basics")[-1].domains[0]
+    a = plots.draw_two_level(s)
+    labels = [t.get_text() for t in a.labels.active]
+    assert paths(a.bound) == len(labels) == len(s.ports)
+    assert {"1 xenstore", "2 console", "3 timer0", "6 timer1"} <= set(labels)
+
+
+# --- the FIFO queues -------------------------------------------------------------------------
+
+
+def test_queue_nodes_equal_the_linked_words_reachable_from_each_head_at_every_step():
+    for name in ("fifo-basics", "hibernation"):
+        for record in trace(name):
+            for s in record.domains:
+                a = plots.draw_fifo_queues(s)
+                assert paths(a.nodes) == len(a.node_labels.active) == sum(len(q.ports) for q in s.queues)
+
+
+def test_each_node_shows_its_port_label_and_its_word_flag_bits():
+    a = plots.draw_fifo_queues(hibernation_step())
+    assert "3 timer0\nP . L ." in [t.get_text() for t in a.node_labels.active]
+
+
+def test_a_queue_whose_control_block_frame_now_holds_the_image_is_hatched_with_its_note():
+    s = hibernation_step()
+    a = plots.draw_fifo_queues(s)
+    broken = [q for q in s.queues if q.note]
+    assert broken and paths(a.broken) == len(broken)
+    notes = [t for t in a.texts.active if "now holds: hibernation image" in t.get_text()]
+    assert notes and all(to_rgba(t.get_color()) == to_rgba(plots.COLOURS["hazard"]) for t in notes)
+
+
+def test_ready_cells_are_coloured_only_where_ready_is_set():
+    s = hibernation_step()
+    faces = plots.draw_fifo_queues(s).ready.get_facecolor()
+    ready = {(q.vcpu, q.priority) for q in s.queues if q.ready}
+    expected = [plots.COLOURS["pending"] if (v, p) in ready else "white"
+                for v in range(len(s.vcpus)) for p in range(16)]
+    assert [tuple(f) for f in faces] == [to_rgba(c) for c in expected]
+
+
+def test_the_event_array_pages_xen_maps_are_named_with_what_they_hold():
+    texts = [t.get_text() for t in plots.draw_fifo_queues(hibernation_step()).texts.active]
+    assert "event-array pages Xen maps: 0xc2 (holds: hibernation image)" in texts
+
+
+def test_a_2_level_domain_says_it_has_no_fifo_queues():
+    a = plots.draw_fifo_queues(trace("two-level-basics")[-1].domains[0])
+    assert paths(a.nodes) == 0
+    assert any("no FIFO queues" in t.get_text() for t in a.texts.active)
+
+
+# --- the frame map ---------------------------------------------------------------------------
+
+
+def test_frame_map_has_one_cell_per_frame_with_a_role():
+    s = hibernation_step()
+    assert paths(plots.draw_frame_map(s).cells) == len(s.frames)
+
+
+def test_frames_xen_maps_but_that_hold_the_image_are_hatched_and_their_writes_add_up_to_the_stray_writes():
+    t = trace("hibernation")
+    record = t[-1]
+    a = plots.draw_frame_map(record.domain("guest@B"))
+    assert paths(a.hazards) == len(t.outcome.corrupted_frames) == 3
+    hazard_counts = [int(c.get_text()) for c in a.counts.active if c.get_position()[1] < 7]  # rows 0x00-0xdf
+    assert sum(hazard_counts) == record.stray_writes == 25
+    assert "0xc2 as event_array; it holds hibernation image; 17 Xen writes" in a.mappings.get_text()
+
+
+def test_a_healthy_fifo_guest_has_no_hazard_and_outlines_what_xen_maps():
+    s = trace("fifo-basics")[-1].domains[0]
+    a = plots.draw_frame_map(s)
+    assert paths(a.hazards) == 0
+    assert paths(a.mapped) == sum(1 for f in s.frames if f.xen_mapping) == 4
+
+
+# --- the timeline ----------------------------------------------------------------------------
+
+
+def test_sent_and_delivered_lines_end_at_the_traces_totals():
+    t = trace("hibernation")
+    a = plots.draw_timeline(t)
+    assert a.sent.get_ydata()[-1] == t.outcome.sent == 24
+    assert a.delivered.get_ydata()[-1] == t.outcome.delivered == 12
+    assert a.lost.get_ydata()[-1] == t.outcome.lost
+    assert len(a.sent.get_xdata()) == len(t)
+
+
+def test_failed_hypercalls_are_named_by_op_and_errno():
+    a = plots.draw_timeline(trace("hibernation"))
+    errors = "\n".join(t.get_text() for t in a.errors.active)
+    assert "init_control\n-ENOSYS" in errors and "bind_virq\n-EEXIST x2" in errors
+
+
+def test_hypercall_bars_count_each_steps_calls_with_failures_on_top():
+    t = trace("hibernation")
+    a = plots.draw_timeline(t)
+    heights = [np.ptp(p.vertices[:, 1]) for p in a.ok_calls.get_paths()]
+    failed = [np.ptp(p.vertices[:, 1]) for p in a.failed_calls.get_paths()]
+    assert heights == [sum(c.rc >= 0 for c in r.calls) for r in t]
+    assert failed == [sum(c.rc < 0 for c in r.calls) for r in t]
+
+
+def test_the_abi_mismatch_between_xen_and_the_kernel_is_hatched_at_each_step_it_holds():
+    t = trace("hibernation")
+    mismatches = sum(1 for r in t for d in r.domains if d.kernel_abi and d.kernel_abi != d.abi)
+    assert mismatches and paths(plots.draw_timeline(t).mismatch) == mismatches
+
+
+def test_the_cursor_marks_the_chosen_step_only_when_one_is_chosen():
+    t = trace("hibernation")
+    assert not any(c.get_visible() for c in plots.draw_timeline(t).cursors)
+    cursors = plots.draw_timeline(t, step=4).cursors
+    assert all(c.get_visible() and c.get_x() == 3.5 for c in cursors)
+
+
+# --- the alternatives matrix -----------------------------------------------------------------
+
+
+@cache
+def matrix_rows():
+    from evtsim.sweep import grid, sweep
+
+    return tuple(sweep("hibernation", grid(fix=["none", "disable-fifo", "fifo-events-0", "reset"],
+                                           guest_fallback=["any", "never"], xen=["4.4", "master"])))
+
+
+def test_matrix_has_one_cell_per_row_coloured_by_its_verdict():
+    rows = matrix_rows()
+    a = plots.draw_alternatives_matrix(rows)
+    grid = np.asarray(a.image.get_array().filled(np.nan))
+    assert np.count_nonzero(~np.isnan(grid)) == len(rows) == len(a.texts.active)
+    for row in rows:
+        value = grid[a.row_labels.index(row["fix"]), a.col_labels.index(f"{row['xen']}\n{row['guest_fallback']}")]
+        assert a.image.cmap(a.image.norm(value)) == to_rgba(plots.VERDICT_COLOURS[row["verdict"]])
+
+
+def test_matrix_takes_plain_dicts_and_names_the_errno_only_where_a_fix_used_several():
+    rows = [{"fix": "none", "errno": "ENOSYS", "xen": "4.4", "verdict": "memory corrupted"},
+            {"fix": "xsm", "errno": "EPERM", "xen": "4.4", "verdict": "guest crash"},
+            {"fix": "xsm", "errno": "ENOSYS", "xen": "4.4", "verdict": "works"},
+            {"fix": "xsm", "errno": "ENOSYS", "xen": "master", "verdict": "works"}]
+    row_labels, col_labels, cells, _, _ = plots.matrix_cells(rows)
+    assert row_labels == ["none", "xsm / ENOSYS", "xsm / EPERM"]
+    assert col_labels == ["4.4", "master"]
+    assert cells[("xsm / EPERM", "4.4")] == "guest crash"
+
+
+def test_matrix_takes_whole_traces_as_rows():
+    traces = [run_scenario("hibernation", fix=fix) for fix in ("none", "fifo-events-0")]
+    row_labels, col_labels, cells, _, _ = plots.matrix_cells(traces)
+    assert cells == {("none", "all"): "memory corrupted", ("fifo-events-0", "all"): traces[1].outcome.verdict}
+
+
+def test_matrix_refuses_a_row_without_a_known_verdict():
+    with pytest.raises(ValueError, match="verdict"):
+        plots.matrix_cells([{"fix": "none", "verdict": "fine"}])
+
+
+def test_matrix_legend_names_every_verdict():
+    legend = plots.draw_alternatives_matrix(matrix_rows()).ax.get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert all(any(t.startswith(v) for t in texts) for v in VERDICTS)
+
+
+# --- updating in place, and the house style --------------------------------------------------
+
+
+VIEWS = ("two_level", "fifo_queues", "frame_map", "timeline", "alternatives_matrix")
+
+
+def view_pairs():
+    """(draw, update, first data, second data) for each view."""
+    hib, basics = trace("hibernation"), trace("two-level-basics")
+    mid, last = hib[5].domain("guest@B"), hib[-1].domain("guest@B")
+    rows = matrix_rows()
+    return {
+        "two_level": (plots.draw_two_level, plots.update_two_level, basics[1].domains[0], basics[-2].domains[0]),
+        "fifo_queues": (plots.draw_fifo_queues, plots.update_fifo_queues, mid, last),
+        "frame_map": (plots.draw_frame_map, plots.update_frame_map, mid, last),
+        "timeline": (plots.draw_timeline, plots.update_timeline, hib, trace("fifo-basics")),
+        "alternatives_matrix": (plots.draw_alternatives_matrix, plots.update_alternatives_matrix, rows[:8], rows),
+    }
+
+
+def same_size_axes(fig):
+    """A new Agg figure as large as ``fig``, laid out the same way."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fresh = Figure(figsize=fig.get_size_inches(), layout="constrained")
+    FigureCanvasAgg(fresh)
+    return fresh.add_subplot()
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_update_redraws_the_same_figure_into_exactly_what_a_fresh_drawing_shows(view, monkeypatch):
+    draw, update, first, second = view_pairs()[view]
+    artists = draw(first)
+    fig, axes = artists.ax.figure, list(artists.ax.figure.axes)
+    before = render(artists.ax)
+    fresh = draw(second, same_size_axes(fig))
+    monkeypatch.setattr(plots, "_new_axes", lambda *a: pytest.fail("update made a new figure"))
+    update(artists, second)
+    after = render(artists.ax)
+    assert artists.ax.figure is fig and fig.axes == axes
+    assert not np.array_equal(before, after)
+    expected = render(fresh.ax)
+    # Constrained layout starts from the previous positions, so allow its sub-pixel rounding.
+    assert np.allclose(artists.ax.get_position().bounds, fresh.ax.get_position().bounds, atol=1e-3)
+    assert np.mean(np.any(after != expected, axis=2)) < 0.03
+
+
+@pytest.mark.parametrize("view", VIEWS)
+def test_each_view_has_one_legend_and_no_text_under_8_points(view):
+    draw, _, data, _ = view_pairs()[view]
+    fig = draw(data).ax.figure
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+    assert len(legends) == 1
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+    assert texts and min(t.get_fontsize() for t in texts) >= 8
+
+
+def test_the_palette_is_okabe_ito_and_each_verdict_has_a_distinct_colour():
+    assert set(plots.VERDICT_COLOURS) == set(VERDICTS)
+    assert set(plots.VERDICT_COLOURS.values()) <= set(plots.OKABE_ITO.values())
+    assert len(set(plots.VERDICT_COLOURS.values())) == len(VERDICTS)
+
+
+def test_importing_plots_does_not_import_pyplot():
+    code = "import sys, evtsim.plots; sys.exit('matplotlib.pyplot' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
