@@ -383,12 +383,7 @@ class Kernel:
                     return
         else:
             self._build_consumer()
-        for cpu in self.online_cpus:
-            self.bind_virq_timer(cpu)
-            for ipi in IPIS:
-                self.bind_ipi(ipi, cpu)
-        self.bind_evtchn("xenstore", store_port)
-        self.bind_evtchn("console", console_port)
+        self.bind_standard_channels(store_port, console_port)
         self.log(f"xen_irq_resume: VIRQs and IPIs rebound, xenstore and console from the new params "
                  f"({len(self.channels)} of the {len(old)} channels so far; frontends reconnect next)")
 
@@ -417,9 +412,4 @@ class Kernel:
         self.channels = {}
         self._build_consumer()
         self.log(f"resume: continuing with the {self.abi} ABI chosen at this kernel's own boot")
-        for cpu in self.online_cpus:
-            self.bind_virq_timer(cpu)
-            for ipi in IPIS:
-                self.bind_ipi(ipi, cpu)
-        self.bind_evtchn("xenstore", store_port)
-        self.bind_evtchn("console", console_port)
+        self.bind_standard_channels(store_port, console_port)
