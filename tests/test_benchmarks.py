@@ -40,3 +40,17 @@ def test_scenarios_quick_json_reports_the_matrix_runs_and_both_timings():
     assert type(figures["matrix_runs"]) is int and figures["matrix_runs"] > 0
     for key in ("matrix_seconds", "matrix_seconds_pool"):
         assert type(figures[key]) is float and math.isfinite(figures[key]) and figures[key] > 0, key
+
+
+def test_interaction_quick_json_reports_the_four_dashboard_timings_as_positive_numbers():
+    """benchmarks/interaction.py drives the hibernation dashboard (evtsim.widgets) as a learner
+    would: slider moves, disable_fifo toggles, a step-through and a rebuild-everything baseline;
+    its --quick --json run must print exactly those four figures, each a positive finite number."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "interaction.py"), "--quick", "--json"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert set(figures) == {"slider_ms", "parameter_ms", "step_through_s", "rebuild_ms"}
+    for key, value in figures.items():
+        assert type(value) is float and math.isfinite(value) and value > 0, (key, value)

@@ -1,0 +1,140 @@
+"""How long the hibernation dashboard takes to answer a learner, and what rebuilding would cost.
+
+Each figure is wall-clock time from setting a widget's ``.value`` (the observers run at once, as
+in a kernel) to the end of ``fig.canvas.draw()`` on Agg, so rendering is included:
+
+- ``slider_ms``: median over slider moves; the scenario is not re-run, the views are updated;
+- ``parameter_ms``: median over ``disable_fifo`` toggles; the scenario re-runs, views update;
+- ``step_through_s``: every slider position of the trace in turn, each drawn;
+- ``rebuild_ms``: the baseline, measured in the same run: a fresh figure with every view drawn
+  from scratch (constrained layout, as a naive dashboard would) for one change.
+
+The inline backend adds PNG encoding to each frame, and a browser adds its own delay (about
+150 ms end to end, ecosystem.md section 7); neither is counted here.
+
+Usage: ``python benchmarks/interaction.py [--json] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from evtsim import plots  # noqa: E402
+from evtsim.trace import Trace  # noqa: E402
+from evtsim.widgets import hibernation_dashboard  # noqa: E402
+
+TARGETS = {"slider_ms": 30.0, "parameter_ms": 100.0, "step_through_s": 1.0}
+REPEATS, QUICK_REPEATS = 15, 2
+
+
+def seconds(change: Callable[[], None], figure: Figure) -> float:
+    """Wall-clock seconds from a change to the end of the redraw it causes."""
+    start = time.perf_counter()
+    change()
+    figure.canvas.draw()
+    return time.perf_counter() - start
+
+
+def slider_ms(dash, repeats: int) -> float:
+    """Median ms per slider move, cycling over every step (each text shape laid out beforehand)."""
+    positions = [i % len(dash.trace) for i in range(repeats + 1)]
+    times = [seconds(lambda k=k: setattr(dash.slider, "value", k), dash.figure) for k in positions]
+    return 1000 * statistics.median(times[1:])
+
+
+def parameter_ms(dash, repeats: int) -> float:
+    """Median ms per disable_fifo toggle: a re-run of the scenario, then the redraw."""
+    toggle = dash.controls["disable_fifo"]
+    return 1000 * statistics.median(seconds(lambda: setattr(toggle, "value", not toggle.value), dash.figure)
+                                    for _ in range(repeats))
+
+
+def step_through_s(dash) -> float:
+    """Seconds to show and draw every step of the trace, first to last."""
+    start = time.perf_counter()
+    for k in range(len(dash.trace)):
+        dash.slider.value = k
+        dash.figure.canvas.draw()
+    return time.perf_counter() - start
+
+
+def rebuild(trace: Trace, step: int, size: tuple[float, float]) -> Figure:
+    """The baseline: a new figure, every view drawn from scratch for ``step``, then rendered."""
+    fig = Figure(figsize=size, layout="constrained")
+    FigureCanvasAgg(fig)
+    top, middle, bottom = fig.subfigures(3, 1, height_ratios=(5.5, 7.5, 4.5))  # the dashboard's, 2 vCPUs
+    plots.draw_timeline(trace, top.add_subplot(), step)
+    if trace[step].domains:
+        snapshot = trace[step].domains[-1]
+        draw = plots.draw_fifo_queues if snapshot.abi == "fifo" else plots.draw_two_level
+        draw(snapshot, middle.add_subplot())
+        plots.draw_frame_map(snapshot, bottom.add_subplot())
+    fig.canvas.draw()
+    return fig
+
+
+def rebuild_ms(trace: Trace, size: tuple[float, float], repeats: int) -> float:
+    """Median ms to rebuild the whole figure for a step, over the trace's steps."""
+    times = []
+    for k in (i % len(trace) for i in range(repeats)):
+        start = time.perf_counter()
+        rebuild(trace, k, size)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def measure(repeats: int, warm_up: bool = True) -> tuple[dict[str, float], dict[str, float]]:
+    """The four figures on one dashboard at the default scenario size, and the context: the
+    trace's length and the first step-through (which lays out each text shape once)."""
+    dash = hibernation_dashboard()
+    size = tuple(dash.figure.get_size_inches())
+    first = step_through_s(dash) if warm_up else float("nan")
+    results = {"slider_ms": slider_ms(dash, repeats), "parameter_ms": parameter_ms(dash, repeats),
+               "step_through_s": step_through_s(dash), "rebuild_ms": rebuild_ms(dash.trace, size, repeats)}
+    return results, {"steps": len(dash.trace), "first_step_through_s": first}
+
+
+def table(r: dict[str, float], context: dict[str, float]) -> str:
+    """One line per figure with its target and its ratio to the rebuild baseline."""
+    base, steps = r["rebuild_ms"], int(context["steps"])
+
+    def line(label: str, key: str, unit: str, base_value: float) -> str:
+        target = TARGETS[key]
+        verdict = "ok" if r[key] <= target else "SLOW"
+        return (f"  {label:<36}{r[key]:8.1f} {unit:<3} target <= {target:g} {unit}: {verdict:<4}  "
+                f"baseline / this = {base_value / r[key]:.1f}")
+
+    return "\n".join([
+        f"hibernation dashboard, default scenario ({steps} steps); Agg, fig.canvas.draw() included",
+        line("slider move (index, redraw)", "slider_ms", "ms", base),
+        line("parameter change (re-run, redraw)", "parameter_ms", "ms", base),
+        line(f"full step-through ({steps} positions)", "step_through_s", "s", base * steps / 1000),
+        f"  {'rebuild everything (baseline)':<36}{base:8.1f} ms  a fresh figure, every view drawn, per change",
+        f"  {'first step-through (with layouts)':<36}{context['first_step_through_s']:8.1f} s   "
+        "each text shape laid out once, then reused",
+    ])
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the flags, measure, print the table (or one JSON object with the four figures)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_REPEATS} repeats, no warm-up (smoke test)")
+    args = parser.parse_args(argv)
+    results, context = measure(QUICK_REPEATS if args.quick else REPEATS, warm_up=not args.quick)
+    print(json.dumps(results, indent=2) if args.json else table(results, context))
+
+
+if __name__ == "__main__":
+    main()
