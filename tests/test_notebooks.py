@@ -1,0 +1,255 @@
+"""The teaching series: stored stripped, shaped like the series, and run top to bottom in a kernel.
+
+Every notebook under notebooks/ is executed once per session with nbclient, the way CI and a
+learner's "Run All" do (ecosystem.md section 2): a fresh python3 kernel started in notebooks/,
+``MPLBACKEND`` removed from the environment (a kernel that inherits ``Agg`` shows no figures),
+shutdown "immediate" (the graceful one sometimes hangs 3.5 s in ipykernel 7), and the kernel's
+replies polled in one-second slices (``SlicedChannel``). A notebook's "Predict, then reveal" cells
+assert their own answers, so running is testing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from queue import Empty
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+from jupyter_client.asynchronous.client import AsyncKernelClient  # noqa: E402  (after the skips)
+from jupyter_client.channels import AsyncZMQSocketChannel  # noqa: E402
+from jupyter_client.manager import AsyncKernelManager  # noqa: E402
+from traitlets import Type, default  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+SERIES = [p for p in NOTEBOOKS if re.match(r"\d\d-", p.name)]  # the numbered teaching series
+TIMEOUT = 120  # seconds per cell
+POLL_SLICE = 1.0  # seconds: the longest a missed wake-up can stall a run (see SlicedChannel)
+MAX_CODE_LINES = 8  # longer than this is a function that belongs in evtsim (style.md, habit 10)
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^(#+)\s+(.*)$", re.MULTILINE)
+
+def by_name(paths: list[Path]):
+    """One test per notebook, named by its file."""
+    return pytest.mark.parametrize("path", paths, ids=lambda p: p.name)
+
+
+def raw(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def code_cells(nb) -> list:
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def markdown_cells(nb) -> list:
+    return [c for c in nb["cells"] if c["cell_type"] == "markdown"]
+
+
+def source(cell) -> str:
+    text = cell["source"]
+    return "".join(text) if isinstance(text, list) else text
+
+
+def headings(nb, level: int) -> list[str]:
+    """The titles of every heading of exactly ``level`` in the notebook's markdown, in order."""
+    return [title.strip() for cell in markdown_cells(nb) for hashes, title in HEADING.findall(source(cell))
+            if len(hashes) == level]
+
+
+# ---------------------------------------------------------------------------------------------
+# Stored form: what git sees
+
+
+def test_the_series_has_seven_notebooks_in_reading_order():
+    assert [p.name[:3] for p in SERIES] == [f"{n:02d}-" for n in range(1, 8)]
+
+
+@by_name(NOTEBOOKS)
+def test_notebook_is_stored_without_outputs_or_execution_counts(path):
+    for cell in code_cells(raw(path)):
+        assert cell["outputs"] == [] and cell["execution_count"] is None, \
+            f"{path.name}: a code cell was saved with outputs; run: nbstripout notebooks/*.ipynb"
+
+
+@by_name(NOTEBOOKS)
+def test_notebook_metadata_names_the_python3_kernel_and_holds_no_widget_state(path):
+    metadata = raw(path)["metadata"]
+    assert metadata.get("kernelspec", {}).get("name") == "python3"  # else Lab asks "Select Kernel"
+    assert "widgets" not in metadata
+
+
+@by_name(NOTEBOOKS)
+def test_cell_ids_are_the_cells_positions(path):
+    """Deterministic ids, as nbstripout writes them, so a re-save does not churn the diff."""
+    assert [cell.get("id") for cell in raw(path)["cells"]] == [str(i) for i in range(len(raw(path)["cells"]))]
+
+
+# ---------------------------------------------------------------------------------------------
+# Shape of the series
+
+
+@by_name(SERIES)
+def test_first_code_cell_selects_the_inline_backend(path):
+    assert source(code_cells(raw(path))[0]).strip() == "%matplotlib inline"
+
+
+@by_name(SERIES)
+def test_first_markdown_cell_has_a_what_you_will_learn_heading(path):
+    first = source(markdown_cells(raw(path))[0])
+    assert any(title == "What you will learn" for _, title in HEADING.findall(first))
+
+
+@by_name(SERIES)
+def test_notebook_closes_with_predict_then_reveal(path):
+    assert headings(raw(path), 2)[-1] == "Predict, then reveal"
+
+
+@by_name(SERIES)
+def test_each_prediction_is_followed_by_a_cell_that_checks_it(path):
+    cells = code_cells(raw(path))
+    predictions = [i for i, c in enumerate(cells) if source(c).startswith("prediction = ")]
+    assert predictions, f"{path.name} has no exercise"
+    for i in predictions:
+        assert "assert prediction == answer" in source(cells[i + 1])
+
+
+@by_name(SERIES)
+def test_code_cells_other_than_imports_stay_short(path):
+    for cell in code_cells(raw(path)):
+        lines = source(cell).splitlines()
+        if not all(line.startswith(("from ", "import ", " ", ")")) or not line for line in lines):
+            assert len(lines) <= MAX_CODE_LINES, f"{path.name}: move this into evtsim:\n{source(cell)}"
+
+
+@by_name(SERIES)
+def test_imports_are_explicit(path):
+    assert not any("import *" in source(cell) for cell in code_cells(raw(path)))
+
+
+@by_name(SERIES)
+def test_every_image_the_markdown_shows_exists_in_the_repository(path):
+    for cell in markdown_cells(raw(path)):
+        for link in IMAGE_LINK.findall(source(cell)):
+            assert (NOTEBOOK_DIR / link).resolve().is_file(), f"{path.name}: missing image {link}"
+
+
+def test_readme_lists_every_notebook_of_the_series():
+    readme = (NOTEBOOK_DIR / "README.md").read_text(encoding="utf-8")
+    assert [p.name for p in SERIES] == re.findall(r"\]\((\d\d-[^)]+\.ipynb)\)", readme)
+
+
+# ---------------------------------------------------------------------------------------------
+# Running a notebook headless (benchmarks/notebooks.py runs them with this too)
+
+
+class SlicedChannel(AsyncZMQSocketChannel):
+    """A kernel channel whose ``get_msg`` polls in slices of ``POLL_SLICE`` seconds.
+
+    With pyzmq 27 and jupyter_client 8.10, the asyncio poll of the shell channel now and then misses
+    the wake-up for an execute_reply that has already arrived (seen after cells that update widgets,
+    about one run in thirty); it then sleeps until the cell timeout and only its final check finds
+    the reply: a 120 s stall, not an error. Polling in slices bounds that stall to one slice.
+    """
+
+    async def get_msg(self, timeout: float | None = None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SLICE if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await super().get_msg(timeout=min(POLL_SLICE, left))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+
+class SlicedClient(AsyncKernelClient):
+    shell_channel_class = Type(SlicedChannel)
+    iopub_channel_class = Type(SlicedChannel)
+
+
+class SlicedKernelManager(AsyncKernelManager):
+    @default("client_factory")
+    def _client_factory_default(self) -> type:
+        return SlicedClient
+
+
+def run_headless(nb) -> None:
+    """Execute ``nb`` in place as CI does: a fresh python3 kernel in notebooks/, no MPLBACKEND."""
+    client = nbclient.NotebookClient(nb, timeout=TIMEOUT, kernel_name="python3", shutdown_kernel="immediate",
+                                     kernel_manager_class=SlicedKernelManager,
+                                     resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
+    backend = os.environ.pop("MPLBACKEND", None)  # a kernel that inherits Agg shows no figures
+    try:
+        client.execute()
+    finally:
+        if backend is not None:
+            os.environ["MPLBACKEND"] = backend
+
+
+# ---------------------------------------------------------------------------------------------
+# Executed: each notebook once per session
+
+
+@pytest.fixture(scope="session")
+def execute():
+    """``execute(path)``: the notebook, run top to bottom in a fresh kernel (cached per path)."""
+    done: dict[Path, object] = {}  # the executed notebook, or the error that stopped it
+
+    def run(path: Path):
+        if path not in done:
+            nb = nbformat.read(path, as_version=4)
+            try:
+                run_headless(nb)
+                done[path] = nb
+            except Exception as error:  # CellExecutionError, a timeout, a dead kernel: fail every user once
+                done[path] = error
+        if isinstance(done[path], Exception):
+            raise done[path]
+        return done[path]
+
+    return run
+
+
+def outputs(cell) -> list:
+    return cell.get("outputs", [])
+
+
+@by_name(NOTEBOOKS)
+def test_notebook_runs_top_to_bottom_without_error(path, execute):
+    nb = execute(path)  # a failing cell raises CellExecutionError, naming the cell
+    assert all(cell.get("execution_count") for cell in code_cells(nb))
+
+
+@by_name(SERIES)
+def test_every_figure_cell_shows_an_image(path, execute):
+    """A cell ending in ``.figure`` must show a PNG: none means the kernel inherited a non-inline
+    backend, or the figure was not displayed."""
+    for cell in code_cells(execute(path)):
+        if source(cell).rstrip().endswith(".figure"):
+            assert any("image/png" in o.get("data", {}) for o in outputs(cell)), source(cell)
+
+
+@by_name(SERIES)
+def test_every_reveal_cell_prints_a_check_mark(path, execute):
+    for cell in code_cells(execute(path)):
+        if "assert prediction == answer" in source(cell):
+            printed = "".join(o.get("text", "") for o in outputs(cell) if o.get("output_type") == "stream")
+            assert printed.startswith("\u2713"), source(cell)
+
+
+@by_name([p for p in NOTEBOOKS if "evtsim.widgets" in p.read_text(encoding="utf-8")])
+def test_every_dashboard_renders_as_a_widget_view(path, execute):
+    """A dashboard shown as the last expression gives a widget view, not a text repr."""
+    shown = [o for cell in code_cells(execute(path)) for o in outputs(cell) if WIDGET_VIEW in o.get("data", {})]
+    assert shown, f"{path.name} displays no widget"
