@@ -151,7 +151,13 @@ def compute_outcome(records: list[Record], world: World) -> Outcome:
     last = records[-1]
     crash_step = next((r.index for r in records if any(d.crashed for d in r.domains)), None)
     crash = next((d.crashed for d in records[crash_step].domains if d.crashed), None) if crash_step is not None else None
-    loss_step = next((r.index for r in records if r.sent > r.delivered), None)
+    # The step from which events stay undelivered to the end (a send consumed in a later
+    # step is not a loss).
+    loss_step = None
+    for r in reversed(records):
+        if r.sent <= r.delivered:
+            break
+        loss_step = r.index
     corruption_step = next((r.index for r in records if r.stray_writes), None)
     lost = last.sent - last.delivered
     if crash is not None:
