@@ -231,6 +231,7 @@ class HypercallArg:
 
     A guest can put any bit pattern in a field (Xen truncates it to the C type), but a Python
     value that is not an integer is a bug in the caller, so it raises TypeError at once.
+    Subclasses are slotted dataclasses: one small object per struct, no instance dict.
     """
 
     __slots__ = ()
@@ -241,7 +242,7 @@ class HypercallArg:
         object.__setattr__(self, name, value)
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnAllocUnbound(HypercallArg):
     """struct evtchn_alloc_unbound: IN dom, remote_dom; OUT port."""
 
@@ -250,7 +251,7 @@ class EvtchnAllocUnbound(HypercallArg):
     port: Port = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnBindInterdomain(HypercallArg):
     """struct evtchn_bind_interdomain: IN remote_dom, remote_port; OUT local_port."""
 
@@ -259,7 +260,7 @@ class EvtchnBindInterdomain(HypercallArg):
     local_port: Port = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnBindVirq(HypercallArg):
     """struct evtchn_bind_virq: IN virq, vcpu; OUT port."""
 
@@ -268,7 +269,7 @@ class EvtchnBindVirq(HypercallArg):
     port: Port = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnBindPirq(HypercallArg):
     """struct evtchn_bind_pirq: IN pirq, flags; OUT port."""
 
@@ -277,21 +278,21 @@ class EvtchnBindPirq(HypercallArg):
     port: Port = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnClose(HypercallArg):
     """struct evtchn_close: IN port."""
 
     port: Port = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnSend(HypercallArg):
     """struct evtchn_send: IN port."""
 
     port: Port = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnStatus(HypercallArg):
     """struct evtchn_status: IN dom, port; OUT status, vcpu and the union ``u``.
 
@@ -309,7 +310,7 @@ class EvtchnStatus(HypercallArg):
     u_virq: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnBindIpi(HypercallArg):
     """struct evtchn_bind_ipi: IN vcpu; OUT port."""
 
@@ -317,7 +318,7 @@ class EvtchnBindIpi(HypercallArg):
     port: Port = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnBindVcpu(HypercallArg):
     """struct evtchn_bind_vcpu: IN port, vcpu."""
 
@@ -325,21 +326,21 @@ class EvtchnBindVcpu(HypercallArg):
     vcpu: VcpuId = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnUnmask(HypercallArg):
     """struct evtchn_unmask: IN port."""
 
     port: Port = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnReset(HypercallArg):
     """struct evtchn_reset: IN dom (also the argument of EVTCHNOP_reset_cont)."""
 
     dom: DomId = DOMID_SELF
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnInitControl(HypercallArg):
     """struct evtchn_init_control: IN control_gfn, offset, vcpu; OUT link_bits."""
 
@@ -349,14 +350,14 @@ class EvtchnInitControl(HypercallArg):
     link_bits: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnExpandArray(HypercallArg):
     """struct evtchn_expand_array: IN array_gfn."""
 
     array_gfn: Gfn = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class EvtchnSetPriority(HypercallArg):
     """struct evtchn_set_priority: IN port, priority."""
 

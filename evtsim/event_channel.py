@@ -41,13 +41,13 @@ from .abi import (
     EvtchnStat,
     EvtchnStatus,
     EvtchnUnmask,
+    Port,
     u16,
     u32,
     u64,
 )
 from .faults import AllocSite
 from .fifo import Fifo
-from .ports import Evtchn
 from .two_level import TwoLevel
 from .versions import ResetRevert, XenVersion
 
@@ -55,20 +55,21 @@ if TYPE_CHECKING:
     from .xen import Domain
 
 NR_PIRQS = 256  # d->nr_pirqs for a typical x86 guest
-INTERDOMAIN, IPI, UNBOUND = ECS.ECS_INTERDOMAIN, ECS.ECS_IPI, ECS.ECS_UNBOUND
+# Plain ints: the port table stores states as bytes, and int == int is the fast compare.
+INTERDOMAIN, IPI, UNBOUND = int(ECS.ECS_INTERDOMAIN), int(ECS.ECS_IPI), int(ECS.ECS_UNBOUND)
 PREEMPT_EVERY = 64  # evtchn_reset checks for preemption every 64 ports
 
 
 def do_event_channel_op(d: Domain, cmd: int, arg: object) -> int:
     """do_event_channel_op: dispatch ``cmd`` from ``d``; unknown sub-ops get -ENOSYS."""
-    if type(cmd) is not EvtchnOp and type(cmd) is not int:
+    if type(cmd) is not int and type(cmd) is not EvtchnOp:
         _check_cmd(cmd)
     xen = d.xen
     xen.log.clock += 1
-    entry = xen.hypercall_table.get(cmd)
-    if entry is None:
+    try:
+        op, arg_type, handler, fifo_op = xen.hypercall_table[cmd]
+    except KeyError:
         return -Errno.ENOSYS  # the default case
-    op, arg_type, handler, fifo_op = entry
     if type(arg) is not arg_type:
         raise TypeError(f"{op.name} takes {arg_type.__name__}, got {type(arg).__name__}")
     if fifo_op:
@@ -112,7 +113,7 @@ def get_free_port(d: Domain) -> int:
     return d.ports.allocate(limit, busy, lambda: d.xen.faults.take(AllocSite.EVTCHN_BUCKET, d.domain_id))
 
 
-def _never_busy(chn: Evtchn) -> bool:
+def _never_busy(port: Port) -> bool:
     return False
 
 
@@ -123,25 +124,25 @@ def port_is_valid(d: Domain, port: int) -> bool:
     return d.ports.is_valid(port)
 
 
-def free_evtchn(d: Domain, chn: Evtchn) -> None:
+def free_evtchn(d: Domain, port: Port) -> None:
     """free_evtchn: clear the pending state (ABI-specific), then FREE on vCPU 0."""
-    if chn.usable:
-        d.port_ops.clear_pending(chn)
-    d.ports.release(chn)
+    if d.ports.usable(port):
+        d.port_ops.clear_pending(port)
+    d.ports.release(port)
 
 
-def evtchn_port_set_pending(d: Domain, vcpu_id: int, chn: Evtchn) -> None:
+def evtchn_port_set_pending(d: Domain, vcpu_id: int, port: Port) -> None:
     """evtchn_port_set_pending: only usable ports reach the ABI engine."""
-    if chn.usable:
-        d.port_ops.set_pending(d.vcpus[vcpu_id], chn)
+    if d.ports.usable(port):
+        d.port_ops.set_pending(d.vcpus[vcpu_id], port)
 
 
-def _bind(d: Domain, port: int, state: ECS, vcpu: int = 0) -> Evtchn:
-    chn = d.ports.chn[port]
-    chn.state = state
-    chn.notify_vcpu_id = vcpu
-    d.port_ops.init(chn)  # evtchn_port_init: FIFO sets the default priority
-    return chn
+def _bind(d: Domain, port: Port, state: ECS, vcpu: int = 0) -> None:
+    """A freshly allocated port takes its state and vCPU (evtchn_port_init for the ABI)."""
+    t = d.ports
+    t.state[port] = state
+    t.notify_vcpu_id[port] = vcpu
+    d.port_ops.init(port)  # evtchn_port_init: FIFO sets the default priority
 
 
 # --- sub-ops 0-9 -------------------------------------------------------------------------
@@ -159,10 +160,10 @@ def evtchn_alloc_unbound(caller: Domain, arg: EvtchnAllocUnbound) -> int:
     if port < 0:
         return port
     if d is not caller and not caller.privileged:  # xsm_evtchn_unbound(XSM_TARGET)
-        d.ports.release(d.ports.chn[port])
+        d.ports.release(port)
         return -Errno.EPERM
-    chn = _bind(d, port, ECS.ECS_UNBOUND)
-    chn.remote_domid = caller.domain_id if remote == DOMID_SELF else remote
+    _bind(d, port, ECS.ECS_UNBOUND)
+    d.ports.remote_domid[port] = caller.domain_id if remote == DOMID_SELF else remote
     arg.port = port
     return 0
 
@@ -177,16 +178,15 @@ def evtchn_bind_interdomain(ld: Domain, arg: EvtchnBindInterdomain) -> int:
     lport = get_free_port(ld)
     if lport < 0:
         return lport
-    rport = u32(arg.remote_port)
-    rchn = rd.ports.chn[rport] if rd.ports.is_valid(rport) else None
-    if rchn is None or rchn.state != ECS.ECS_UNBOUND or rchn.remote_domid != ld.domain_id:
-        ld.ports.release(ld.ports.chn[lport])
+    rport, lt, rt = u32(arg.remote_port), ld.ports, rd.ports
+    if not rt.is_valid(rport) or rt.state[rport] != UNBOUND or rt.remote_domid[rport] != ld.domain_id:
+        lt.release(lport)
         return -Errno.EINVAL
-    lchn = _bind(ld, lport, ECS.ECS_INTERDOMAIN)
-    lchn.remote_dom, lchn.remote_port = rd, rport
-    rchn.state, rchn.remote_dom, rchn.remote_port = ECS.ECS_INTERDOMAIN, ld, lport
+    _bind(ld, lport, ECS.ECS_INTERDOMAIN)
+    lt.remote_domid[lport], lt.remote_port[lport] = rd.domain_id, rport  # u.interdomain.remote_dom
+    rt.state[rport], rt.remote_domid[rport], rt.remote_port[rport] = INTERDOMAIN, ld.domain_id, lport
     # Notifications sent while the remote port was unbound were dropped: make up for them.
-    evtchn_port_set_pending(ld, lchn.notify_vcpu_id, lchn)
+    evtchn_port_set_pending(ld, lt.notify_vcpu_id[lport], lport)
     arg.local_port = lport
     return 0
 
@@ -209,8 +209,8 @@ def evtchn_bind_virq(d: Domain, arg: EvtchnBindVirq) -> int:
     port = get_free_port(d)
     if port < 0:
         return port
-    chn = _bind(d, port, ECS.ECS_VIRQ, vcpu)
-    chn.virq = virq
+    _bind(d, port, ECS.ECS_VIRQ, vcpu)
+    d.ports.virq[port] = virq
     v.virq_to_evtchn[virq] = arg.port = port
     return 0
 
@@ -240,8 +240,8 @@ def evtchn_bind_pirq(d: Domain, arg: EvtchnBindPirq) -> int:
     port = get_free_port(d)
     if port < 0:
         return port
-    chn = _bind(d, port, ECS.ECS_PIRQ)
-    chn.pirq = pirq
+    _bind(d, port, ECS.ECS_PIRQ)
+    d.ports.pirq[port] = pirq
     d.pirq_to_evtchn[pirq] = arg.port = port
     return 0
 
@@ -250,25 +250,26 @@ def evtchn_close(d: Domain, port: int, guest: bool = True) -> int:
     """evtchn_close: free a port; an interdomain peer goes back to UNBOUND."""
     if not port_is_valid(d, port):
         return -Errno.EINVAL
-    chn = d.ports.chn[port]
-    if chn.xen_consumer and guest:
+    t = d.ports
+    xen_consumer, state = t.xen_consumer[port], t.state[port]
+    if xen_consumer and guest:
         return -Errno.EINVAL  # a guest cannot close a Xen-attached port
-    if chn.state in (ECS.ECS_FREE, ECS.ECS_RESERVED):
+    if state in (ECS.ECS_FREE, ECS.ECS_RESERVED):
         return -Errno.ENOENT if d.xen.version.qemu else -Errno.EINVAL
-    if chn.state == ECS.ECS_PIRQ:
-        d.pirq_to_evtchn.pop(chn.pirq, None)
-    elif chn.state == ECS.ECS_VIRQ:
+    if state == ECS.ECS_PIRQ:
+        d.pirq_to_evtchn.pop(t.pirq[port], None)
+    elif state == ECS.ECS_VIRQ:
+        virq = t.virq[port]
         for v in d.vcpus:
-            if v.virq_to_evtchn[chn.virq] == port:
-                v.virq_to_evtchn[chn.virq] = 0
-    elif chn.state == ECS.ECS_INTERDOMAIN:
-        peer = chn.remote_dom.ports.chn[chn.remote_port]
-        peer.state, peer.remote_domid, peer.remote_dom = ECS.ECS_UNBOUND, d.domain_id, None
-    free_evtchn(d, chn)
-    if chn.xen_consumer:
-        chn.xen_consumer = 0
+            if v.virq_to_evtchn[virq] == port:
+                v.virq_to_evtchn[virq] = 0
+    elif state == ECS.ECS_INTERDOMAIN:
+        rt, rport = t.remote_dom(port).ports, t.remote_port[port]
+        rt.state[rport], rt.remote_domid[rport] = UNBOUND, d.domain_id
+    free_evtchn(d, port)
+    if xen_consumer:
+        t.xen_consumer[port] = 0
         d.xen.xen_consumers.pop((d.domain_id, port), None)
-    chn.remote_dom = None
     return 0
 
 
@@ -277,27 +278,30 @@ def _close(d: Domain, arg: EvtchnClose) -> int:
 
 
 def evtchn_send(ld: Domain, arg: EvtchnSend) -> int:
-    """evtchn_send: notify the peer (interdomain) or self (IPI); UNBOUND drops it silently."""
-    lport = arg.port & 0xFFFF_FFFF  # u32, inlined: this is the hot path
-    chns = ld.ports.chn
-    if lport >= len(chns):
+    """evtchn_send: notify the peer (interdomain) or self (IPI); UNBOUND drops it silently.
+
+    The hot path of every event: it reads the port table's arrays directly.
+    """
+    lport = arg.port & 0xFFFF_FFFF  # u32, inlined
+    lt = ld.ports
+    if lport >= lt.valid_evtchns:
         return -Errno.EINVAL
-    lchn = chns[lport]
-    if lchn.xen_consumer:
+    if lt.xen_consumer[lport]:
         return -Errno.EINVAL
-    state = lchn.state
-    if state is INTERDOMAIN:
-        rd = lchn.remote_dom
-        rchn = rd.ports.chn[lchn.remote_port]
-        if rchn.xen_consumer:
-            ld.xen.xen_consumers[(rd.domain_id, rchn.port)](rd.vcpus[rchn.notify_vcpu_id], rchn.port)
+    state = lt.state[lport]
+    if state == INTERDOMAIN:
+        rd = lt.domains[lt.remote_domid[lport]]  # u.interdomain.remote_dom
+        rport = lt.remote_port[lport]
+        rt = rd.ports
+        if rt.xen_consumer[rport]:
+            ld.xen.xen_consumers[(rd.domain_id, rport)](rd.vcpus[rt.notify_vcpu_id[rport]], rport)
         else:  # the peer of an interdomain port is interdomain too: usable
-            rd.port_ops.set_pending(rd.vcpus[rchn.notify_vcpu_id], rchn)
+            rd.port_ops.set_pending(rd.vcpus[rt.notify_vcpu_id[rport]], rport)
         return 0
-    if state is IPI:
-        ld.port_ops.set_pending(ld.vcpus[lchn.notify_vcpu_id], lchn)
+    if state == IPI:
+        ld.port_ops.set_pending(ld.vcpus[lt.notify_vcpu_id[lport]], lport)
         return 0
-    if state is UNBOUND:
+    if state == UNBOUND:
         return 0  # silently drop the notification
     return -Errno.EINVAL
 
@@ -323,7 +327,7 @@ def evtchn_status(caller: Domain, arg: EvtchnStatus) -> int:
         return -Errno.EINVAL
     if d is not caller and not caller.privileged:  # xsm_evtchn_status(XSM_TARGET)
         return -Errno.EPERM
-    chn = d.ports.chn[port]
+    chn = d.ports.chn[port]  # not hot: the readable view
     arg.status = _STATUS[chn.state]
     arg.vcpu = chn.notify_vcpu_id
     if chn.state == ECS.ECS_UNBOUND:
@@ -344,7 +348,7 @@ def evtchn_bind_vcpu(d: Domain, arg: EvtchnBindVcpu) -> int:
         return -Errno.ENOENT
     if not d.ports.is_valid(port):
         return -Errno.EINVAL
-    chn = d.ports.chn[port]
+    chn = d.ports.chn[port]  # not hot: the readable view
     if chn.xen_consumer:
         return -Errno.EINVAL
     movable = chn.state in (ECS.ECS_UNBOUND, ECS.ECS_INTERDOMAIN, ECS.ECS_PIRQ) or (
@@ -361,11 +365,11 @@ def evtchn_unmask(d: Domain, arg: EvtchnUnmask) -> int:
     port = u32(arg.port)
     if not port_is_valid(d, port):
         return -Errno.EINVAL
-    chn = d.ports.chn[port]
-    if d.xen.version.qemu and chn.state == ECS.ECS_FREE:
+    t = d.ports
+    if d.xen.version.qemu and t.state[port] == ECS.ECS_FREE:
         return -Errno.EINVAL
-    if chn.usable:
-        d.port_ops.unmask(chn)
+    if t.usable(port):
+        d.port_ops.unmask(port)
     return 0
 
 
@@ -418,7 +422,9 @@ def evtchn_reset_loop(d: Domain, resuming: bool, revert: bool) -> int:
 
 
 def _xen_ports(d: Domain) -> int:
-    return sum(1 for chn in d.ports.chn if chn.xen_consumer and chn.state != ECS.ECS_FREE)
+    """How many ports Xen itself consumes (they survive a reset)."""
+    t = d.ports
+    return sum(1 for port, xen in enumerate(t.xen_consumer) if xen and t.state[port] != ECS.ECS_FREE)
 
 
 def _reset(d: Domain, arg: EvtchnReset) -> int:
@@ -489,10 +495,9 @@ def evtchn_set_priority(d: Domain, arg: EvtchnSetPriority) -> int:
         return -Errno.EINVAL
     if d.port_ops.set_priority is None:
         return -Errno.ENOSYS
-    chn = d.ports.chn[port]
-    if not chn.usable:
+    if not d.ports.usable(port):
         return -Errno.EACCES
-    return d.port_ops.set_priority(chn, u32(arg.priority))
+    return d.port_ops.set_priority(port, u32(arg.priority))
 
 
 HANDLERS: dict[EvtchnOp, Callable[[Domain, object], int]] = {

@@ -9,6 +9,7 @@ evtchn_fifo_destroy and setup_ports. TAIL is private to Xen, as in Xen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,9 +25,9 @@ from .abi import (
     EVTCHN_FIFO_PRIORITY_DEFAULT,
     EVTCHN_FIFO_PRIORITY_MIN,
     Errno,
+    Port,
 )
 from .memory import ControlBlockView, Frame, Structure, event_words
-from .ports import Evtchn
 
 if TYPE_CHECKING:
     from .xen import Domain, Vcpu
@@ -35,6 +36,8 @@ P = 1 << EVTCHN_FIFO_PENDING
 M = 1 << EVTCHN_FIFO_MASKED
 L = 1 << EVTCHN_FIFO_LINKED
 B = 1 << EVTCHN_FIFO_BUSY
+_M_OR_L, _P_AND_L = M | L, P | L
+_NOT_BUSY_OR_LINK = ~(B | EVTCHN_FIFO_LINK_MASK)
 WORDS_PER_PAGE = EVTCHN_FIFO_EVENT_WORDS_PER_PAGE
 EVENT_ARRAY = Structure.EVENT_ARRAY
 
@@ -70,6 +73,7 @@ class Fifo:
         self.d = d
         self.domid = d.domain_id
         self.log = d.xen.log
+        self.ports = d.ports
         self.vcpus = [FifoVcpu() for _ in d.vcpus]
         self.pages: list[memoryview] = []
         self.page_frames: list[Frame] = []
@@ -87,14 +91,13 @@ class Fifo:
         fv.control_block = ControlBlockView(frame, offset)
         return 0
 
-    def setup_ports(self, prev_evtchns: int, was_pending) -> None:
+    def setup_ports(self, prev_evtchns: int, was_pending: Callable[[Port], bool]) -> None:
         """setup_ports: keep each 2-level pending bit as ``evtchn->pending``; priority 7."""
-        chns = self.d.ports.chn
-        for port in range(1, min(prev_evtchns, len(chns))):
-            chn = chns[port]
-            if was_pending(chn):
-                chn.pending = True
-            chn.priority = EVTCHN_FIFO_PRIORITY_DEFAULT
+        t = self.ports
+        for port in range(1, min(prev_evtchns, t.valid_evtchns)):
+            if was_pending(port):
+                t.pending[port] = True
+            t.priority[port] = EVTCHN_FIFO_PRIORITY_DEFAULT
 
     def add_page(self, frame: Frame) -> int:
         """add_page_to_event_array: append a page, then re-raise the stashed events in it."""
@@ -105,11 +108,10 @@ class Fifo:
         self.pages.append(event_words(frame))
         self.page_frames.append(frame)
         self.num_evtchns += WORDS_PER_PAGE
-        chns = self.d.ports.chn
-        for port in range(slot * WORDS_PER_PAGE, min(len(chns), self.num_evtchns)):
-            chn = chns[port]
-            if chn.pending:
-                self.set_pending(self.d.vcpus[chn.notify_vcpu_id], chn)
+        t = self.ports
+        for port in range(slot * WORDS_PER_PAGE, min(t.valid_evtchns, self.num_evtchns)):
+            if t.pending[port]:
+                self.set_pending(self.d.vcpus[t.notify_vcpu_id[port]], port)
         return 0
 
     def destroy(self) -> None:
@@ -126,52 +128,55 @@ class Fifo:
 
     # --- port ops -------------------------------------------------------------------------
 
-    def init(self, chn: Evtchn) -> None:
+    def init(self, port: Port) -> None:
         """evtchn_fifo_init: a newly bound port gets the default priority."""
-        chn.priority = EVTCHN_FIFO_PRIORITY_DEFAULT
+        self.ports.priority[port] = EVTCHN_FIFO_PRIORITY_DEFAULT
 
-    def set_pending(self, v: Vcpu, chn: Evtchn) -> None:
+    def set_pending(self, v: Vcpu, port: Port) -> None:
         """evtchn_fifo_set_pending: mark pending; link onto a queue if unmasked and unlinked.
 
         The hot path of every FIFO event, so the linking (evtchn_fifo_set_link) and the write
         accounting (WriteLog.wrote) are written inline here.
         """
-        port = chn.port
         if port >= self.num_evtchns:
-            chn.pending = True  # no array page yet: raised again by add_page
+            self.ports.pending[port] = True  # no array page yet: raised again by add_page
             return
-        words, index = self.pages[port >> 10], port & 1023
+        page = port >> 10
+        words, index = self.pages[page], port & 1023
         fv = self.vcpus[v.vcpu_id]
         if fv.control_block is None:
             self._drop_without_control_block(words, index, port)
             return
         word = words[index]
-        if word & (M | L):  # masked, or already queued: only PENDING is set
+        if word & _M_OR_L:  # masked, or already queued: only PENDING is set
             words[index] = word | P
             self._wrote_word(port, word | P)
             return
-        words[index] = word | P | L
-        frame, log = self.page_frames[port >> 10], self.log
+        words[index] = word | _P_AND_L
+        frame, log = self.page_frames[page], self.log
         frame.xen_writes += 1
-        frame.last_xen_write = log.clock
+        frame.last_xen_write = clock = log.clock
         if log.full:
-            log.keep(self.domid, frame, index * 4, EVENT_ARRAY, word | P | L)
-        q = fv.queues[chn.priority]
-        old_q = self.vcpus[chn.last_vcpu_id].queues[chn.last_priority]
-        if old_q.tail == port:
-            old_q.tail = 0  # e33d4257fc: it was the old queue's tail, that queue is empty now
-        if old_q is not q:
-            chn.last_vcpu_id, chn.last_priority = v.vcpu_id, q.priority
+            log.keep(self.domid, frame, index * 4, EVENT_ARRAY, word | _P_AND_L)
+        t = self.ports
+        priority = t.priority[port]
+        q = fv.queues[priority]
         tail = q.tail
+        lastq = v.vcpu_id << 16 | priority  # lastq_raw(v.vcpu_id, priority), inlined
+        if t.fifo_lastq[port] == lastq:  # the usual case: the queue it was last linked on
+            if tail == port:
+                tail = 0  # e33d4257fc: it was this queue's tail, so the queue is empty now
+        else:
+            self._leave_old_queue(port, lastq)
         q.tail = port
         if tail:  # link behind the tail, but only while the tail is still LINKED
             tail_words, tail_index = self.pages[tail >> 10], tail & 1023
             tail_word = tail_words[tail_index]
             if tail_word & L:
-                tail_words[tail_index] = linked = (tail_word & ~(B | EVTCHN_FIFO_LINK_MASK)) | port
+                tail_words[tail_index] = linked = (tail_word & _NOT_BUSY_OR_LINK) | port
                 frame = self.page_frames[tail >> 10]
                 frame.xen_writes += 1
-                frame.last_xen_write = log.clock
+                frame.last_xen_write = clock
                 if log.full:
                     log.keep(self.domid, frame, tail_index * 4, EVENT_ARRAY, linked)
                 return  # appended to a non-empty queue: no new upcall
@@ -179,6 +184,16 @@ class Fifo:
         cb.words[ControlBlockView.HEAD0 + q.priority] = port
         self._wrote_cb(cb, ControlBlockView.HEAD0 + q.priority, port)
         self._raise_ready(v, cb, q.priority)
+
+    def _leave_old_queue(self, port: Port, lastq: int) -> None:
+        """The port moved to another queue: if it was the old queue's tail, that queue is
+        empty now (e33d4257fc); then remember the new queue in fifo_lastq."""
+        t = self.ports
+        old = t.fifo_lastq[port]
+        old_q = self.vcpus[old >> 16].queues[old & 0xFF]
+        if old_q.tail == port:
+            old_q.tail = 0
+        t.fifo_lastq[port] = lastq
 
     def _raise_ready(self, v: Vcpu, cb: ControlBlockView, priority: int) -> None:
         """Set READY bit ``priority``; only a 0->1 change marks events pending on ``v``."""
@@ -196,48 +211,50 @@ class Fifo:
             words[index] |= P  # Xen <= 4.16 set PENDING before noticing
             self._wrote_word(port, words[index])
 
-    def clear_pending(self, chn: Evtchn) -> None:
+    def clear_pending(self, port: Port) -> None:
         """evtchn_fifo_clear_pending: clear P only; a LINKED word stays queued."""
-        if chn.port < self.num_evtchns:
-            words = self.pages[chn.port >> 10]
-            if words[chn.port & 1023] & P:
-                words[chn.port & 1023] &= ~P
-                self._wrote_word(chn.port, words[chn.port & 1023])
+        if port < self.num_evtchns:
+            words, index = self.pages[port >> 10], port & 1023
+            if words[index] & P:
+                words[index] &= ~P
+                self._wrote_word(port, words[index])
 
-    def unmask(self, chn: Evtchn) -> None:
+    def unmask(self, port: Port) -> None:
         """evtchn_fifo_unmask: clear M; if P is set, set_pending again, which relinks it."""
-        if chn.port >= self.num_evtchns:
+        if port >= self.num_evtchns:
             return
-        words = self.pages[chn.port >> 10]
-        words[chn.port & 1023] &= ~M
-        self._wrote_word(chn.port, words[chn.port & 1023])
-        if words[chn.port & 1023] & P:
-            self.set_pending(self.d.vcpus[chn.notify_vcpu_id], chn)
+        words, index = self.pages[port >> 10], port & 1023
+        words[index] &= ~M
+        self._wrote_word(port, words[index])
+        if words[index] & P:
+            self.set_pending(self.d.vcpus[self.ports.notify_vcpu_id[port]], port)
 
-    def set_priority(self, chn: Evtchn, priority: int) -> int:
+    def set_priority(self, port: Port, priority: int) -> int:
         """evtchn_fifo_set_priority: future links only; a queued event stays where it is."""
         if priority > EVTCHN_FIFO_PRIORITY_MIN:
             return -Errno.EINVAL
-        chn.priority = priority
+        self.ports.priority[port] = priority
         return 0
 
-    def word(self, port: int) -> int | None:
+    def word(self, port: Port) -> int | None:
         """The event word of ``port``, or None when its page does not exist."""
         if port >= self.num_evtchns:
             return None
         return self.pages[port >> 10][port & 1023]
 
-    def is_pending(self, chn: Evtchn) -> bool:
-        word = self.word(chn.port)
+    def is_pending(self, port: Port) -> bool:
+        """evtchn_fifo_is_pending: P is set (no page: not pending)."""
+        word = self.word(port)
         return word is not None and bool(word & P)
 
-    def is_masked(self, chn: Evtchn) -> bool:
-        word = self.word(chn.port)
+    def is_masked(self, port: Port) -> bool:
+        """evtchn_fifo_is_masked: M is set (no page: masked)."""
+        word = self.word(port)
         return word is None or bool(word & M)
 
-    def is_busy(self, chn: Evtchn) -> bool:
+    def is_busy(self, port: Port) -> bool:
         """evtchn_fifo_is_busy: a LINKED word may not be reused (78e24c269b0a)."""
-        word = self.word(chn.port)
+        word = self.word(port)
         return word is not None and bool(word & L)
 
     # --- recording ------------------------------------------------------------------------

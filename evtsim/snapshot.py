@@ -97,7 +97,7 @@ def snapshot_domain(d: Domain, *, name: str, host: str, labels: dict[int, str],
     ops = d.port_ops
     ports = tuple(
         PortSnapshot(chn.port, _state_name(chn.state), chn.notify_vcpu_id, labels.get(chn.port, ""),
-                     _remote(chn), ops.is_pending(chn), ops.is_masked(chn), chn.priority,
+                     _remote(chn), ops.is_pending(chn.port), ops.is_masked(chn.port), chn.priority,
                      d.fifo.word(chn.port) if d.fifo is not None else None)
         for chn in d.ports.bound()
     )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .abi import Port
 from .memory import SHINFO_PENDING_OFFSET, Structure
-from .ports import Evtchn
 
 if TYPE_CHECKING:
     from .xen import Domain, Vcpu
@@ -44,12 +44,11 @@ class TwoLevel:
         self.mask_offset = layout.mask_offset
         self.sel_offset = layout.pending_sel_offset
 
-    def init(self, chn: Evtchn) -> None:
+    def init(self, port: Port) -> None:
         """No per-port set-up in 2-level (there is no init hook)."""
 
-    def set_pending(self, v: Vcpu, chn: Evtchn) -> None:
+    def set_pending(self, v: Vcpu, port: Port) -> None:
         """evtchn_2l_set_pending: pending bit first; selector and upcall only on 0->1 edges."""
-        port = chn.port
         if port >= self.nr_channels:
             return
         word, bit = port >> self.shift, 1 << (port & self.low)
@@ -89,41 +88,41 @@ class TwoLevel:
         if not v.vcpu_info.bytes[0]:
             v.mark_events_pending()
 
-    def clear_pending(self, chn: Evtchn) -> None:
+    def clear_pending(self, port: Port) -> None:
         """evtchn_2l_clear_pending: clear the pending bit."""
-        if chn.port >= self.nr_channels:
+        if port >= self.nr_channels:
             return
-        word, bit = chn.port >> self.shift, 1 << (chn.port & self.low)
+        word, bit = port >> self.shift, 1 << (port & self.low)
         if self.pending[word] & bit:
             self.pending[word] &= ~bit
             self.log.wrote(self.domid, self.frame, SHINFO_PENDING_OFFSET + word * self.word_size,
                            SHARED_INFO, self.pending[word])
 
-    def unmask(self, chn: Evtchn) -> None:
+    def unmask(self, port: Port) -> None:
         """evtchn_2l_unmask: re-deliver only if the port was masked *and* is pending."""
-        if chn.port >= self.nr_channels:
+        if port >= self.nr_channels:
             return
-        word, bit = chn.port >> self.shift, 1 << (chn.port & self.low)
+        word, bit = port >> self.shift, 1 << (port & self.low)
         if not self.mask[word] & bit:
             return  # already unmasked: nothing happens, even if pending
         self.mask[word] &= ~bit
         self.log.wrote(self.domid, self.frame, self.mask_offset + word * self.word_size, SHARED_INFO,
                        self.mask[word])
         if self.pending[word] & bit:
-            self._select(self.d.vcpus[chn.notify_vcpu_id], word)
+            self._select(self.d.vcpus[self.d.ports.notify_vcpu_id[port]], word)
 
-    def is_pending(self, chn: Evtchn) -> bool:
+    def is_pending(self, port: Port) -> bool:
         """evtchn_2l_is_pending: ports beyond the ABI limit count as not pending."""
-        if chn.port >= self.nr_channels:
+        if port >= self.nr_channels:
             return False
-        return bool(self.pending[chn.port >> self.shift] >> (chn.port & self.low) & 1)
+        return bool(self.pending[port >> self.shift] >> (port & self.low) & 1)
 
-    def is_masked(self, chn: Evtchn) -> bool:
+    def is_masked(self, port: Port) -> bool:
         """evtchn_2l_is_masked: ports beyond the ABI limit count as masked."""
-        if chn.port >= self.nr_channels:
+        if port >= self.nr_channels:
             return True
-        return bool(self.mask[chn.port >> self.shift] >> (chn.port & self.low) & 1)
+        return bool(self.mask[port >> self.shift] >> (port & self.low) & 1)
 
-    def is_busy(self, chn: Evtchn) -> bool:
+    def is_busy(self, port: Port) -> bool:
         """2-level has no is_busy hook: a free port is always reusable."""
         return False

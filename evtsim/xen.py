@@ -96,7 +96,7 @@ class Domain:
         frame.content, frame.xen_mapping = "shared_info", Structure.SHARED_INFO
         self.shared_info = SharedInfoView(frame, LAYOUT_32 if compat else LAYOUT_64)
         self.vcpus = [Vcpu(self, i) for i in range(vcpus)]
-        self.ports = PortTable()
+        self.ports = PortTable(xen.domains)
         if xen.version.qemu:
             self.ports.grow_to(self.shared_info.layout.nr_channels)
         self.fifo = None  # d->evtchn_fifo: set by the first init_control
@@ -240,23 +240,20 @@ class Xen:
         """send_guest_vcpu_virq: raise a per-vCPU VIRQ (e.g. VIRQ_TIMER) if v bound it."""
         port = v.virq_to_evtchn[virq]
         if port:
-            d = v.domain
-            d.port_ops.set_pending(v, d.ports.chn[port])
+            v.domain.port_ops.set_pending(v, port)
 
     def send_global_virq(self, virq: int) -> None:
         """send_global_virq: to the registered handler domain, else dom0, at vCPU 0's binding."""
         d = self.global_virq_handlers.get(virq, self.dom0)
         port = d.vcpus[0].virq_to_evtchn[virq]
         if port:
-            chn = d.ports.chn[port]
-            d.port_ops.set_pending(d.vcpus[chn.notify_vcpu_id], chn)
+            d.port_ops.set_pending(d.vcpus[d.ports.notify_vcpu_id[port]], port)
 
     def send_guest_pirq(self, d: Domain, pirq: int) -> None:
         """send_guest_pirq: a physical interrupt routed to ``d``'s bound port."""
         port = d.pirq_to_evtchn.get(pirq, 0)
         if port:
-            chn = d.ports.chn[port]
-            d.port_ops.set_pending(d.vcpus[chn.notify_vcpu_id], chn)
+            d.port_ops.set_pending(d.vcpus[d.ports.notify_vcpu_id[port]], port)
 
     def alloc_unbound_xen_event_channel(self, d: Domain, vcpu: int, remote_domid: DomId,
                                         ) -> int:

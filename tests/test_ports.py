@@ -7,7 +7,10 @@ from conftest import op
 
 from evtsim import (
     ECS,
+    EVTCHNOP_alloc_unbound,
+    EVTCHNOP_bind_interdomain,
     EVTCHNOP_bind_ipi,
+    EVTCHNOP_bind_vcpu,
     EVTCHNOP_close,
     EVTCHNOP_status,
     EVTCHNSTAT_closed,
@@ -94,3 +97,34 @@ def test_a_closed_port_goes_back_to_vcpu_0(xen):
     assert g.ports.chn[arg.port].notify_vcpu_id == 1
     op(g, EVTCHNOP_close, port=arg.port)
     assert g.ports.chn[arg.port].notify_vcpu_id == 0
+
+
+def test_a_port_keeps_its_fields_while_the_table_grows(xen):
+    """Buckets keep every struct evtchn where it is: a bound interdomain port reads the same
+    (state, vCPU, peer, priority, fifo_lastq) after hundreds more ports become valid."""
+    g = xen.domain_create(vcpus=2, max_evtchn_port=4095)
+    rc, alloc = op(xen.dom0, EVTCHNOP_alloc_unbound, dom=0, remote_dom=g.domain_id)
+    rc, bind = op(g, EVTCHNOP_bind_interdomain, remote_dom=0, remote_port=alloc.port)
+    op(g, EVTCHNOP_bind_vcpu, port=bind.local_port, vcpu=1)
+    chn = g.ports.chn[bind.local_port]
+    before = (chn.state, chn.notify_vcpu_id, chn.remote_dom, chn.remote_port, chn.priority,
+              chn.last_vcpu_id, chn.last_priority)
+    for _ in range(600):
+        bind_ipi(g)
+    assert g.ports.valid_evtchns > 600
+    after = g.ports.chn[bind.local_port]
+    assert (after.state, after.notify_vcpu_id, after.remote_dom, after.remote_port, after.priority,
+            after.last_vcpu_id, after.last_priority) == before
+    assert before == (ECS.ECS_INTERDOMAIN, 1, xen.dom0, alloc.port, 7, 0, 7)
+
+
+def test_a_port_view_reads_and_writes_the_table(guest):
+    """d.ports.chn[p] is a view of struct evtchn: what it writes, the table (and Xen) sees."""
+    port = bind_ipi(guest)
+    chn = guest.ports.chn[port]
+    assert chn.state is ECS.ECS_IPI and guest.ports.state[port] == ECS.ECS_IPI
+    chn.pending = True
+    assert guest.ports.pending[port] == 1 and guest.ports.chn[port].pending is True
+    chn.last_vcpu_id, chn.last_priority = 3, 5
+    assert (chn.last_vcpu_id, chn.last_priority) == (3, 5)
+    assert chn.remote_dom is None  # only an interdomain port has a peer
