@@ -1,0 +1,283 @@
+"""Start JupyterLab or Voila on a temporary copy of the notebooks and drive it with Chromium.
+
+The recipe is the one verified in ecosystem.md section 3: Debian's /usr/bin/chromium driven by
+Python playwright (never `playwright install`, whose browser download cannot work here), a
+server on a free port of 127.0.0.1 with its own temporary JUPYTER_* directories, and a copy of
+notebooks/ so that checkpoints and autosaves never touch the repository.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+VIEWPORT = {"width": 1280, "height": 900}  # fixed, so the README screenshots stay comparable
+SERVER_START_TIMEOUT = 90.0  # seconds; it takes about 2 s, but a cold CI disk is slow
+# "Would you like to get notified about official Jupyter news?" ignores --LabApp.news_url=None.
+NEWS_SETTINGS = ("@jupyterlab/apputils-extension/notification.jupyterlab-settings",
+                 '{"fetchNews": "false", "checkForUpdates": false}')
+
+
+def missing_tools(modules: tuple[str, ...] = ("playwright",)) -> str | None:
+    """Say what the browser tests lack (Chromium, or a Python module), or None if nothing."""
+    if not os.access(CHROMIUM, os.X_OK):
+        return f"{CHROMIUM} is missing; install Debian's chromium (apt-get install chromium)"
+    absent = [m for m in modules if importlib.util.find_spec(m) is None]
+    if absent:
+        return f"{', '.join(absent)} not installed; run: make test (it installs the test extra)"
+    return None
+
+
+def require_tools(modules: tuple[str, ...] = ("playwright",)) -> None:
+    """Skip when a tool is missing on a developer's machine, but fail in CI, where a skip would hide it."""
+    reason = missing_tools(modules)
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def jupyter_home(root: Path) -> dict[str, str]:
+    """The environment for a server whose config, runtime, settings and workspaces live under root."""
+    dirs = {"JUPYTER_CONFIG_DIR": "config", "JUPYTER_RUNTIME_DIR": "runtime",
+            "JUPYTERLAB_SETTINGS_DIR": "settings", "JUPYTERLAB_WORKSPACES_DIR": "workspaces"}
+    env = {**os.environ, **{var: str(root / sub) for var, sub in dirs.items()}}
+    env.pop("MPLBACKEND", None)  # kernels inherit it, and Agg makes inline figures vanish
+    news = root / "settings" / NEWS_SETTINGS[0]
+    news.parent.mkdir(parents=True, exist_ok=True)
+    news.write_text(NEWS_SETTINGS[1])
+    return env
+
+
+def copy_notebooks(source: Path, dest: Path) -> Path:
+    """Copy the .ipynb files of source into dest (the server's root), and return dest."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for notebook in source.glob("*.ipynb"):
+        shutil.copy2(notebook, dest / notebook.name)
+    return dest
+
+
+@dataclass
+class Server:
+    """A JupyterLab or Voila server: port, token ('' for none), log, readiness probe, and process."""
+
+    port: int
+    token: str
+    log: Path
+    probe: str = "/api/status"  # answers 200 once the server is up
+    any_answer: bool = False  # Voila: any HTTP status from probe means it listens
+    proc: subprocess.Popen | None = None  # set by serve()
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        """The address of path on this server, with the token if it has one."""
+        if not self.token:
+            return f"{self.base}{path}"
+        return f"{self.base}{path}{'&' if '?' in path else '?'}token={self.token}"
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the server's output, to explain a failure."""
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def answers(self) -> bool:
+        """Whether the readiness probe gets the answer that means the server is up."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+        try:
+            connection.request("GET", self.url(self.probe)[len(self.base):])
+            status = connection.getresponse().status
+        except OSError:
+            return False
+        finally:
+            connection.close()
+        return self.any_answer or status == 200
+
+
+def wait_until_ready(server: Server, timeout: float = SERVER_START_TIMEOUT) -> None:
+    """Poll the server until it answers; fail with its log if it dies or stalls."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}:\n{server.log_tail()}")
+        if server.answers():
+            return
+        time.sleep(0.25)
+    raise RuntimeError(f"server not ready after {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop the server and all it started: SIGTERM to its process group, then SIGKILL what remains."""
+    try:  # the group is the server's own session (start_new_session), so only ours are hit
+        os.killpg(proc.pid, signal.SIGTERM)  # the server shuts its kernels down on SIGTERM
+        proc.wait(15)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(5)
+
+
+@contextmanager
+def serve(command: list[str], home: Path, cwd: Path, server: Server) -> Iterator[Server]:
+    """Run command in cwd with the temporary home; yield server once it answers; always stop it."""
+    env = jupyter_home(home)
+    with open(server.log, "wb") as out:
+        server.proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                       stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_until_ready(server)
+        yield server
+    finally:
+        stop(server.proc)
+
+
+@contextmanager
+def jupyter_lab(root: Path, home: Path) -> Iterator[Server]:
+    """JupyterLab serving root on a free port of 127.0.0.1, with a fresh random token."""
+    port, token = free_port(), secrets.token_hex(16)
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
+    if os.geteuid() == 0:  # jupyter refuses to run as root without it; learners are not root
+        command.append("--allow-root")
+    with serve(command, home, root, Server(port, token, home / "lab.log")) as server:
+        yield server
+
+
+@contextmanager
+def make_present(repo: Path, notebook: Path, home: Path) -> Iterator[Server]:
+    """`make present`, the workshop's Voila, serving notebook on a free port of 127.0.0.1 (no token).
+
+    The recipe runs as it is, with this interpreter's environment as VENV and its install step
+    skipped (-o): the tests run after `make test`, which installed Voila. Serving one notebook,
+    Voila has no /api/status (it redirects into its file handler), and GET / would start a kernel;
+    so any HTTP answer means it is up.
+    """
+    port, venv = free_port(), Path(sys.prefix)
+    command = ["make", "-s", "-C", str(repo), "-o", f"{venv}/.installed-notebooks,present", "present",
+               f"VENV={venv}", f"PRESENT_DIR={notebook.parent}", f"PRESENT_NOTEBOOK={notebook.name}",
+               f"PRESENT_PORT={port}"]
+    server = Server(port, "", home / "voila.log", any_answer=True)
+    with serve(command, home, repo, server) as server:
+        yield server
+
+
+@contextmanager
+def chromium() -> Iterator[object]:
+    """A headless Debian Chromium, driven by playwright, closed on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+# --- JupyterLab: the steps a learner takes (ecosystem.md section 3, pitfalls 4 and 5) ---
+
+def open_notebook(page, server: Server, name: str) -> None:
+    """Open name in a fresh workspace and wait until its kernel is Idle, so Run All is not lost."""
+    page.goto(server.url(f"/lab/tree/{name}?reset"))
+    page.wait_for_selector(".jp-Notebook .jp-Cell")
+    page.wait_for_selector(".jp-StatusBar-Widget >> text=Idle")
+
+
+def run_all_cells(page) -> None:
+    """Run > Run All Cells, through the menus as a learner would."""
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+
+
+def wait_until_cells_ran(page) -> None:
+    """Wait until no cell is queued or running ([*]) and the kernel is Idle again."""
+    page.wait_for_function("() => ![...document.querySelectorAll('.jp-InputPrompt')]"
+                           ".some(p => p.textContent.includes('*'))")
+    page.wait_for_selector(".jp-StatusBar-Widget >> text=Idle")
+
+
+def settle(page) -> None:
+    """Move the mouse away and drop focus, so hover and focus styles stay out of screenshots."""
+    page.mouse.move(0, 0)
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.wait_for_timeout(300)
+
+
+def wait_for_new_pixels(read: Callable[[], str], before: str, timeout_ms: int) -> str:
+    """Call read() until it differs from before; return its last answer.
+
+    An inline figure is replaced by a new <img> when it is redrawn, so a read may catch the old
+    one detached or none at all: that attempt is simply retried.
+    """
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout_ms / 1000
+    pixels = before
+    while pixels == before and time.monotonic() < deadline:
+        try:
+            pixels = read()
+        except Error:
+            pass
+        if pixels == before:
+            time.sleep(0.25)
+    return pixels
+
+
+VISIBLE_BOX = """el => {
+  el.scrollIntoView({block: "start"});
+  let r = el.getBoundingClientRect();
+  let box = {left: r.left, top: r.top, right: r.right, bottom: r.bottom};
+  for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {  // body clips via the viewport
+    const s = getComputedStyle(a);
+    if (s.overflowX === "visible" && s.overflowY === "visible") continue;
+    const p = a.getBoundingClientRect();
+    box = {left: Math.max(box.left, p.left), top: Math.max(box.top, p.top),
+           right: Math.min(box.right, p.right), bottom: Math.min(box.bottom, p.bottom)};
+  }
+  box = {left: Math.max(box.left, 0), top: Math.max(box.top, 0),
+         right: Math.min(box.right, innerWidth), bottom: Math.min(box.bottom, innerHeight)};
+  return {x: box.left, y: box.top, width: box.right - box.left, height: box.bottom - box.top};
+}"""
+
+
+def screenshot_visible_part(page, element, path: Path) -> None:
+    """Scroll element to the top of its scroller and save what of it shows there.
+
+    A dashboard is taller than the 900-pixel viewport, and JupyterLab scrolls the notebook inside
+    a panel, so an element screenshot would show the panel's edge and blank space below it.
+    """
+    box = element.evaluate(VISIBLE_BOX)
+    page.wait_for_timeout(300)  # let the notebook's windowing paint what scrolled in
+    page.screenshot(path=path, clip=box, animations="disabled", caret="hide")
