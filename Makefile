@@ -32,51 +32,13 @@ lab: $(VENV)/.installed-notebooks
 PRESENT_DIR      ?= notebooks
 PRESENT_NOTEBOOK ?= present-hibernation.ipynb
 PRESENT_PORT     ?= 8866
-VOILA_CONFIG_DIR  = $(abspath $(VENV))/voila-config
+# tools/voila/voila.py polls kernel replies in 1 s slices: Voila's executor otherwise misses
+# one now and then and the page never finishes (see tools/sliced_kernel.py).
+VOILA_CONFIG_DIR  = $(abspath tools/voila)
 present: $(VENV)/.installed-notebooks,present
-	mkdir -p "$(VOILA_CONFIG_DIR)"
-	printf '%s\n' "$$VOILA_CONFIG" > "$(VOILA_CONFIG_DIR)/voila.py"
 	cd "$(PRESENT_DIR)" && exec env -u MPLBACKEND "$(abspath $(BIN))/voila" "$(PRESENT_NOTEBOOK)" --no-browser \
 	  --Voila.ip=127.0.0.1 --port=$(PRESENT_PORT) --Voila.config_file_paths "$(VOILA_CONFIG_DIR)"
 
-# Voila's executor waits for each execute_reply with one asyncio zmq poll, and with pyzmq 27 and
-# jupyter_client 8.10 that poll now and then misses the wake-up: the kernel is idle, the page never
-# finishes (about 1 load in 7 here; voila-dashboards/voila#1446, jupyter/nbclient#312). Polling in
-# 1 s slices, as tests/test_notebooks.py does for nbclient, ended it (0 stalls in 26 loads).
-define VOILA_CONFIG
-# Written by `make present` (Makefile, VOILA_CONFIG); edit it there.
-import time
-from queue import Empty
-
-from jupyter_client.asynchronous.client import AsyncKernelClient
-from jupyter_client.channels import AsyncZMQSocketChannel
-from traitlets import Type
-
-SLICE = 1.0  # seconds: the longest a missed wake-up can stall a page
-
-
-class SlicedChannel(AsyncZMQSocketChannel):
-    """A kernel channel whose get_msg polls in slices, so a missed wake-up costs one slice."""
-
-    async def get_msg(self, timeout=None):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = SLICE if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                return await super().get_msg(timeout=min(SLICE, left))
-            except Empty:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-
-
-class SlicedClient(AsyncKernelClient):
-    shell_channel_class = Type(SlicedChannel)
-    iopub_channel_class = Type(SlicedChannel)
-
-
-c.KernelManager.client_factory = SlicedClient
-endef
-export VOILA_CONFIG
 
 test: $(VENV)/.installed-notebooks,test
 	$(BIN)/python -m pytest

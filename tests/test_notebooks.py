@@ -4,7 +4,7 @@ Every notebook under notebooks/ is executed once per session with nbclient, the 
 learner's "Run All" do (ecosystem.md section 2): a fresh python3 kernel started in notebooks/,
 ``MPLBACKEND`` removed from the environment (a kernel that inherits ``Agg`` shows no figures),
 shutdown "immediate" (the graceful one sometimes hangs 3.5 s in ipykernel 7), and the kernel's
-replies polled in one-second slices (``SlicedChannel``). A notebook's "Predict, then reveal" cells
+replies polled in one-second slices (tools/sliced_kernel.py). A notebook's "Predict, then reveal" cells
 assert their own answers, so running is testing.
 """
 
@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
+import sys
 from pathlib import Path
-from queue import Empty
 
 import pytest
 
@@ -23,17 +22,15 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-from jupyter_client.asynchronous.client import AsyncKernelClient  # noqa: E402  (after the skips)
-from jupyter_client.channels import AsyncZMQSocketChannel  # noqa: E402
-from jupyter_client.manager import AsyncKernelManager  # noqa: E402
-from traitlets import Type, default  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from sliced_kernel import SlicedKernelManager  # noqa: E402  (tools/ is not a package)
+
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 SERIES = [p for p in NOTEBOOKS if re.match(r"\d\d-", p.name)]  # the numbered teaching series
 TIMEOUT = 120  # seconds per cell
-POLL_SLICE = 1.0  # seconds: the longest a missed wake-up can stall a run (see SlicedChannel)
 MAX_CODE_LINES = 8  # longer than this is a function that belongs in evtsim (style.md, habit 10)
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
@@ -151,37 +148,6 @@ def test_readme_lists_every_notebook_of_the_series():
 
 # ---------------------------------------------------------------------------------------------
 # Running a notebook headless (benchmarks/notebooks.py runs them with this too)
-
-
-class SlicedChannel(AsyncZMQSocketChannel):
-    """A kernel channel whose ``get_msg`` polls in slices of ``POLL_SLICE`` seconds.
-
-    With pyzmq 27 and jupyter_client 8.10, the asyncio poll of the shell channel now and then misses
-    the wake-up for an execute_reply that has already arrived (seen after cells that update widgets,
-    about one run in thirty); it then sleeps until the cell timeout and only its final check finds
-    the reply: a 120 s stall, not an error. Polling in slices bounds that stall to one slice.
-    """
-
-    async def get_msg(self, timeout: float | None = None) -> dict:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = POLL_SLICE if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                return await super().get_msg(timeout=min(POLL_SLICE, left))
-            except Empty:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-
-
-class SlicedClient(AsyncKernelClient):
-    shell_channel_class = Type(SlicedChannel)
-    iopub_channel_class = Type(SlicedChannel)
-
-
-class SlicedKernelManager(AsyncKernelManager):
-    @default("client_factory")
-    def _client_factory_default(self) -> type:
-        return SlicedClient
 
 
 def run_headless(nb) -> None:
