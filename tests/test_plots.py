@@ -320,7 +320,8 @@ def test_update_redraws_the_same_figure_into_exactly_what_a_fresh_drawing_shows(
     fig, axes = artists.ax.figure, list(artists.ax.figure.axes)
     before = render(artists.ax)
     fresh = draw(second, same_size_axes(fig))
-    monkeypatch.setattr(plots, "_new_axes", lambda *a: pytest.fail("update made a new figure"))
+    for module in (plots.style, plots.bitmaps, plots.queues, plots.frames, plots.timelines, plots.matrix):
+        monkeypatch.setattr(module, "_new_axes", lambda *a: pytest.fail("update made a new figure"))
     update(artists, second)
     after = render(artists.ax)
     assert artists.ax.figure is fig and fig.axes == axes

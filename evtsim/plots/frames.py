@@ -1,0 +1,142 @@
+"""Guest memory on screen: the frames with a role (shared_info, control blocks, event-array pages,
+image data), where Xen maps them, and Xen's writes into frames that now hold something else."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
+from matplotlib.text import Text
+
+from ..snapshot import DomainSnapshot
+from .style import COLOURS, FONT, TITLE, Label, TextPool, _legend, _new_axes, _plain, _polys, _rect, _set_polys
+
+
+@dataclass
+class FrameMapArtists:
+    """What ``draw_frame_map`` made, for ``update_frame_map`` to change."""
+
+    ax: Axes
+    cells: PolyCollection  # one square per frame with a role, coloured by what it holds
+    mapped: PolyCollection  # a thick outline where Xen maps the frame
+    hazards: PolyCollection  # hatched: Xen maps a frame that now holds something else
+    counts: TextPool  # Xen's write count in each written frame
+    rows: TextPool  # the gfn that starts each row
+    contents: TextPool  # what a short row's frames hold, after its last cell
+    mappings: Text  # the x label: one line per frame Xen maps
+
+
+COLUMNS = 32
+ROLES = {"shared_info": "shared_info", "control block": "control_block", "event channels": "event_array",
+         "image": "image", "restored": "image"}
+ROLE_NAMES = {"shared_info": "shared_info", "control_block": "FIFO control block", "event_array": "event-array page",
+              "image": "image / restored RAM", "other": "other"}
+
+
+def _role(content: str) -> str:
+    """What a frame's content label says it holds, as one of the ``ROLE_NAMES`` keys."""
+    return next((role for key, role in ROLES.items() if key in content), "other")
+
+
+def _is_hazard(frame) -> bool:
+    """Xen maps the frame as a structure the frame no longer holds (vcpu_info lives in shared_info)."""
+    if frame.xen_mapping is None:
+        return False
+    want = "shared_info" if frame.xen_mapping == "vcpu_info" else frame.xen_mapping
+    return _role(frame.content) != want
+
+
+def draw_frame_map(snapshot: DomainSnapshot, ax: Axes | None = None) -> FrameMapArtists:
+    """The frames with a role, 32 to a row (a new row after each gap in gfns)."""
+    if ax is None:
+        rows = len({r for r, _ in _frame_places(snapshot.frames)})
+        ax = _new_axes(2.0 + 0.22 * max(rows, 3) + 0.17 * sum(1 for f in snapshot.frames if f.xen_mapping))
+    count_box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9}
+    a = FrameMapArtists(ax, _polys(ax, edgecolors="white", linewidths=0.5),
+                        _polys(ax, facecolors="none", edgecolors="black", linewidths=1.6),
+                        _polys(ax, facecolors=COLOURS["hazard"], edgecolors="black", hatch="//", linewidths=1.6),
+                        TextPool(ax, fontweight="bold", bbox=count_box), TextPool(ax, ha="right"),
+                        TextPool(ax, ha="left"), ax.xaxis.label)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    _plain(ax)
+    _legend(ax, [(name, {"facecolor": COLOURS[role]}) for role, name in ROLE_NAMES.items()]
+            + [("Xen maps it (outline)", {"facecolor": "white", "edgecolor": "black", "linewidth": 1.6}),
+               ("Xen maps it, but it\nholds something else", {"facecolor": COLOURS["hazard"], "edgecolor": "black",
+                                                              "hatch": "//"}),
+               ("n: Xen's writes into it", {"facecolor": "white", "edgecolor": "white"})],
+            loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    update_frame_map(a, snapshot)
+    return a
+
+
+def update_frame_map(a: FrameMapArtists, snapshot: DomainSnapshot) -> None:
+    """Show ``snapshot``'s frames in the artists ``draw_frame_map`` made."""
+    s = snapshot
+    places = _frame_places(s.frames)
+    boxes = [_rect(c + 0.05, r + 0.05, 0.9, 0.9) for r, c in places]
+    _set_polys(a.cells, boxes, [COLOURS[_role(f.content)] for f in s.frames])
+    a.mapped.set_verts([b for b, f in zip(boxes, s.frames) if f.xen_mapping and not _is_hazard(f)])
+    a.hazards.set_verts([b for b, f in zip(boxes, s.frames) if _is_hazard(f)])
+    a.counts.show(Label(c + 0.5, r + 0.5, str(f.xen_writes)) for (r, c), f in zip(places, s.frames) if f.xen_writes)
+    starts = [(r, f.gfn) for (r, c), f in zip(places, s.frames) if c == 0]
+    a.rows.show(Label(-0.2, r + 0.5, f"{gfn:#x}") for r, gfn in starts)
+    a.contents.show(_row_contents(places, s.frames))
+    a.ax.set_xlabel(_mapping_lines(s), loc="left", fontsize=FONT, multialignment="left")
+    rows = places[-1][0] + 1 if places else 1
+    a.ax.set_xlim(-2.6, COLUMNS)
+    a.ax.set_ylim(max(rows, 3), 0)
+    hazards = sum(_is_hazard(f) for f in s.frames)
+    a.ax.set_title(f"{s.name} (dom{s.domid}): frames with a role, by gfn, and Xen's writes into them\n"
+                   + (f"{hazards} frame(s) that Xen still maps now hold something else: Xen's writes corrupt them"
+                      if hazards else "every frame Xen maps holds what Xen thinks it holds"), fontsize=TITLE,
+                   color=COLOURS["hazard"] if hazards else "black")
+
+
+def _frame_places(frames) -> list[tuple[int, int]]:
+    """(row, column) per frame: 32 consecutive gfns to a row, a new row at every gap."""
+    places, row, col, last = [], -1, COLUMNS, None
+    for f in frames:
+        if col >= COLUMNS or last is None or f.gfn != last + 1:
+            row, col = row + 1, 0
+        places.append((row, col))
+        col, last = col + 1, f.gfn
+    return places
+
+
+def _row_contents(places: list[tuple[int, int]], frames) -> list[Label]:
+    """After the last cell of each short row: what its frames hold, owner named once."""
+    rows: dict[int, list] = {}
+    for (r, _), f in zip(places, frames):
+        rows.setdefault(r, []).append(f)
+    out = []
+    for r, row in rows.items():
+        room = int((COLUMNS - len(row) - 1.0) * 3.3)
+        if room >= 12:
+            out.append(Label(len(row) + 0.3, r + 0.5, textwrap.shorten(_summary(f.content for f in row), room)))
+    return out
+
+
+def _summary(contents: Iterable[str]) -> str:
+    """``boot kernel: FIFO control block cpu0, event channels``: each owner's prefix once."""
+    owners: dict[str, list[str]] = {}
+    for content in dict.fromkeys(contents):
+        owner, _, what = content.rpartition(": ")
+        owners.setdefault(owner, []).append(what)
+    return "; ".join(f"{owner}: {', '.join(whats)}" if owner else ", ".join(whats) for owner, whats in owners.items())
+
+
+def _mapping_lines(s: DomainSnapshot) -> str:
+    """``0xc0 control_block: holds hibernation image (4 writes)`` for each frame Xen maps."""
+    lines = [f"Xen maps {f.gfn:#x} as {f.xen_mapping}; it holds {textwrap.shorten(f.content, 40)}; "
+             f"{f.xen_writes} Xen writes" + ("  \u2190 corrupted" if _is_hazard(f) else "")
+             for f in s.frames if f.xen_mapping]
+    return "\n".join(lines) or "Xen maps no frame"
+
+
+def frame_map(snapshot: DomainSnapshot, ax: Axes | None = None) -> Axes:
+    """The frame map of ``snapshot`` (see ``draw_frame_map``)."""
+    return draw_frame_map(snapshot, ax).ax

@@ -1,0 +1,147 @@
+"""The one figure style of every view, and the small helpers the views share.
+
+Okabe and Ito's palette (colour-blind safe), one meaning per colour in every view, colour never
+the only cue (hatches, letters), one legend per plot, no text under 8 pt on figures about 9 in
+wide. ``TextPool`` is how a view shows a changing number of labels without making new artists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from matplotlib.axes import Axes
+from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.text import Text
+
+from ..abi import EVTCHN_FIFO_BUSY, EVTCHN_FIFO_LINKED, EVTCHN_FIFO_MASKED, EVTCHN_FIFO_PENDING
+
+#: Okabe & Ito's colour-blind safe palette (https://jfly.uni-koeln.de/color/).
+OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky blue": "#56B4E9", "bluish green": "#009E73",
+             "yellow": "#F0E442", "blue": "#0072B2", "vermillion": "#D55E00", "reddish purple": "#CC79A7"}
+_O = OKABE_ITO
+GREY, PALE, EDGE = "#BBBBBB", "#F0F0F0", "#888888"
+
+#: One meaning, one colour, in every view.
+COLOURS = {
+    # masked: a pale tint of sky blue, so a sea of masked ports stays quiet behind the pending ones
+    "neither": "#FFFFFF", "pending": _O["orange"], "masked": "#BEE1F5", "pending+masked": _O["reddish purple"],
+    "2-level": _O["blue"], "fifo": _O["bluish green"], "no kernel": PALE, "crashed": _O["reddish purple"],
+    "shared_info": _O["blue"], "control_block": _O["bluish green"], "event_array": _O["yellow"],
+    "image": _O["sky blue"], "other": GREY, "hazard": _O["vermillion"],
+    "sent": _O["black"], "delivered": _O["bluish green"], "lost": _O["orange"], "stray writes": _O["vermillion"],
+    "calls": GREY, "failed": _O["vermillion"], "cursor": "#FFF6C2",
+}
+VERDICT_COLOURS = {"works": _O["bluish green"], "events lost": _O["orange"], "memory corrupted": _O["vermillion"],
+                   "guest crash": _O["reddish purple"]}
+VERDICT_SHORT = {"works": "ok", "events lost": "lost", "memory corrupted": "mem", "guest crash": "BUG"}
+EVENT_STATES = ("neither", "pending", "masked", "pending+masked")
+#: The FIFO event word's flag bits (bit numbers in Xen's header), as the letters nodes show.
+WORD_FLAGS = (("P", 1 << EVTCHN_FIFO_PENDING), ("M", 1 << EVTCHN_FIFO_MASKED), ("L", 1 << EVTCHN_FIFO_LINKED),
+              ("B", 1 << EVTCHN_FIFO_BUSY))
+FONT, SMALL, TITLE = 9, 8, 10  # points
+WIDTH = 9.0  # inches: a notebook's width
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared helpers
+
+
+def _new_axes(height: float) -> Axes:
+    """A fresh Figure with an Agg canvas (not pyplot), so it works headless and in widgets."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = Figure(figsize=(WIDTH, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig.add_subplot()
+
+
+def _rect(x: float, y: float, w: float, h: float) -> list[tuple[float, float]]:
+    return [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+
+
+def _cmap(colours: Sequence[str]) -> ListedColormap:
+    """Discrete colours by index; NaN cells are transparent."""
+    return ListedColormap(list(colours)).with_extremes(bad=(0, 0, 0, 0))
+
+
+def _polys(ax: Axes, **style: object) -> PolyCollection:
+    coll = PolyCollection([], **style)
+    ax.add_collection(coll, autolim=False)
+    return coll
+
+
+def _lines(ax: Axes, **style: object) -> LineCollection:
+    coll = LineCollection([], **style)
+    ax.add_collection(coll, autolim=False)
+    return coll
+
+
+def _set_polys(coll: PolyCollection, verts: list, faces: list | None = None) -> None:
+    """New polygons (and face colours) for an existing collection."""
+    coll.set_verts(verts)
+    if faces is not None:
+        coll.set_facecolor(faces or "none")
+
+
+def _legend(ax: Axes, entries: Iterable[tuple[str, dict]], **where: object) -> None:
+    """The plot's one legend: patches, or lines when the entry has a ``marker`` or ``ls``."""
+    handles = [Line2D([], [], label=label, **props) if {"marker", "ls"} & set(props)
+               else Patch(label=label, **{"edgecolor": EDGE, **props}) for label, props in entries]
+    ax.legend(handles=handles, fontsize=SMALL, frameon=False, **where)
+
+
+def _plain(ax: Axes) -> None:
+    """Ticks at the house size; no spines."""
+    ax.tick_params(labelsize=SMALL, length=2)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+@dataclass(frozen=True)
+class Label:
+    """One text a pool should show: where, what, and any properties beyond the pool's defaults."""
+
+    x: float
+    y: float
+    text: str
+    props: dict = field(default_factory=dict)
+
+
+class TextPool:
+    """Text artists reused across updates: ``show`` sets the first n and hides the rest."""
+
+    def __init__(self, ax: Axes, **defaults: object) -> None:
+        self.ax = ax
+        self.defaults = {"fontsize": SMALL, "ha": "center", "va": "center", "color": "black",
+                         "fontweight": "normal", "rotation": 0, "clip_on": False, **defaults}
+        self.texts: list[Text] = []
+        self.count = 0
+
+    def show(self, labels: Iterable[Label]) -> None:
+        n = 0
+        for n, label in enumerate(labels, 1):
+            if n > len(self.texts):
+                self.texts.append(self.ax.text(0, 0, ""))
+            t = self.texts[n - 1]
+            t.set(position=(label.x, label.y), text=label.text, visible=True, **{**self.defaults, **label.props})
+        for t in self.texts[n:]:
+            t.set_visible(False)
+        self.count = n
+
+    @property
+    def active(self) -> list[Text]:
+        """The texts now shown."""
+        return self.texts[:self.count]
+
+
+def _port_name(label: str, state: str) -> str:
+    return label or state
+
+
+def _event_state(pending: bool, masked: bool) -> str:
+    return EVENT_STATES[int(pending) + 2 * int(masked)]

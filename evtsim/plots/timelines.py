@@ -1,0 +1,158 @@
+"""A trace over time: the ABI Xen and each kernel use, hypercalls with their failures named
+(``-ENOSYS`` visible), and events sent, delivered and lost, with the selected step highlighted."""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
+
+from ..abi import errno_name
+from ..trace import Trace
+from .style import COLOURS, FONT, GREY, SMALL, TITLE, Label, TextPool, _legend, _new_axes, _plain, _polys, _rect, _set_polys
+
+
+@dataclass
+class TimelineArtists:
+    """What ``draw_timeline`` made, for ``update_timeline`` to change."""
+
+    ax: Axes  # the frame; the three lanes are insets of it
+    abi_ax: Axes
+    calls_ax: Axes
+    events_ax: Axes
+    abi: PolyCollection  # one cell per (domain, Xen or kernel, step), coloured by ABI
+    mismatch: PolyCollection  # hatched where Xen's ABI and the kernel's differ (the bug)
+    ok_calls: PolyCollection  # bars: hypercalls that returned >= 0
+    failed_calls: PolyCollection  # bars stacked on top: hypercalls that returned -errno
+    errors: TextPool  # "init_control\n-ENOSYS" over the failed bars
+    abi_texts: TextPool  # "BUG" where a kernel crashed
+    sent: Line2D
+    delivered: Line2D
+    lost: Line2D
+    stray: Line2D
+    cursors: list[Rectangle]  # the selected step, in each lane
+
+
+EVENT_LINES = (("sent", "o", "-"), ("delivered", "s", "-"), ("lost", "^", "--"), ("stray writes", "x", ":"))
+
+
+def draw_timeline(trace: Trace, ax: Axes | None = None, step: int | None = None) -> TimelineArtists:
+    """Steps left to right: the ABI per domain, hypercalls with failures named, events."""
+    ax = ax or _new_axes(7.5)
+    ax.set_axis_off()
+    events_ax = ax.inset_axes((0, 0, 1, 0.34))
+    calls_ax = ax.inset_axes((0, 0.40, 1, 0.25), sharex=events_ax)
+    abi_ax = ax.inset_axes((0, 0.71, 1, 0.29), sharex=events_ax)
+    lines = [events_ax.plot([], [], marker=m, ls=ls, color=COLOURS[k], lw=1.6, markersize=4)[0]
+             for k, m, ls in EVENT_LINES]
+    a = TimelineArtists(
+        ax, abi_ax, calls_ax, events_ax, _polys(abi_ax, edgecolors="white", linewidths=1.0),
+        _polys(abi_ax, facecolors="none", edgecolors=COLOURS["hazard"], hatch="///", linewidths=1.5),
+        _polys(calls_ax, facecolors=COLOURS["calls"], edgecolors="none"),
+        _polys(calls_ax, facecolors=COLOURS["failed"], edgecolors="none"), TextPool(calls_ax, va="bottom"),
+        TextPool(abi_ax, color="white", fontweight="bold"), *lines,
+        cursors=[lane.axvspan(0, 1, color=COLOURS["cursor"], zorder=0) for lane in (abi_ax, calls_ax, events_ax)])
+    for lane in (abi_ax, calls_ax, events_ax):
+        _plain(lane)
+        lane.tick_params(axis="x", labelbottom=lane is events_ax)
+    calls_ax.set_ylabel("hypercalls", fontsize=FONT)
+    events_ax.set_ylabel("events\n(cumulative)", fontsize=FONT)
+    _legend(ax, [(name, {"facecolor": COLOURS[key]}) for name, key in
+                 (("2-level", "2-level"), ("FIFO", "fifo"), ("no kernel", "no kernel"), ("kernel crashed", "crashed"))]
+            + [("Xen and kernel disagree", {"facecolor": "none", "edgecolor": COLOURS["hazard"], "hatch": "///"}),
+               ("calls returning >= 0", {"facecolor": COLOURS["calls"]}),
+               ("calls returning -errno", {"facecolor": COLOURS["failed"]})]
+            + [(k, {"color": COLOURS[k], "marker": m, "ls": ls}) for k, m, ls in EVENT_LINES],
+            loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    update_timeline(a, trace, step)
+    return a
+
+
+def update_timeline(a: TimelineArtists, trace: Trace, step: int | None = None) -> None:
+    """Show ``trace`` (and highlight ``step``) in the artists ``draw_timeline`` made."""
+    _abi_lane(a, trace)
+    _calls_lane(a, trace)
+    _events_lane(a, trace)
+    for cursor in a.cursors:
+        cursor.set_visible(step is not None)
+        cursor.set_x((step if step is not None else 0) - 0.5)
+        cursor.set_width(1.0)
+    params = " ".join(f"{k}={v}" for k, v in trace.params)
+    a.ax.set_title(textwrap.fill(f"{trace.scenario} ({params})", 95) + "\n"
+                   + textwrap.fill(f"outcome: {trace.outcome.summary}", 95), fontsize=TITLE)
+
+
+def _events_lane(a: TimelineArtists, trace: Trace) -> None:
+    """Cumulative events sent, delivered and lost, and Xen's stray writes; the step names."""
+    records = trace.records
+    xs = np.arange(len(records))
+    values = {"sent": [r.sent for r in records], "delivered": [r.delivered for r in records],
+              "lost": [r.sent - r.delivered for r in records], "stray writes": [r.stray_writes for r in records]}
+    for line, (key, _, _) in zip((a.sent, a.delivered, a.lost, a.stray), EVENT_LINES):
+        line.set_data(xs, values[key])
+    top = max([1] + values["sent"] + values["stray writes"])
+    a.events_ax.set_ylim(-0.05 * top, top * 1.1)
+    a.events_ax.set_xlim(-0.6, len(records) - 0.4)
+    names = [textwrap.fill(f"{r.index} {r.step}", 26, break_on_hyphens=False) for r in records]
+    a.events_ax.set_xticks(xs, names, rotation=30, ha="right", rotation_mode="anchor", fontsize=SMALL)
+
+
+def _abi_lane(a: TimelineArtists, trace: Trace) -> None:
+    """Two rows per domain, Xen's ABI and the kernel's, one cell per step."""
+    names = list(dict.fromkeys(d.name for r in trace.records for d in r.domains))
+    cells, faces, bad, crashes = [], [], [], []
+    for r in trace.records:
+        for d in r.domains:
+            y = 2 * names.index(d.name)
+            kernel = "crashed" if d.crashed else (d.kernel_abi or "no kernel")
+            for row, key in ((y, d.abi), (y + 1, kernel)):
+                cells.append(_rect(r.index - 0.48, row + 0.05, 0.96, 0.9))
+                faces.append(COLOURS.get(key, GREY))
+            if d.crashed:
+                crashes.append(Label(r.index, y + 1.5, "BUG"))
+            if d.kernel_abi and d.kernel_abi != d.abi:
+                bad.append(_rect(r.index - 0.48, y + 0.05, 0.96, 1.9))
+    _set_polys(a.abi, cells, faces)
+    a.mismatch.set_verts(bad)
+    a.abi_texts.show(crashes)
+    a.abi_ax.set_ylim(2 * len(names) + 0.05, -0.05)
+    a.abi_ax.set_yticks([i + 0.5 for i in range(2 * len(names))],
+                        [f"{n} {who}" for n in names for who in ("Xen", "kernel")])
+
+
+def _calls_lane(a: TimelineArtists, trace: Trace) -> None:
+    """Bars of hypercalls per step, failures on top, each failure named by op and errno."""
+    ok, failed, labels = [], [], []
+    top = 1
+    for r in trace.records:
+        good = sum(c.rc >= 0 for c in r.calls)
+        bad = len(r.calls) - good
+        ok.append(_rect(r.index - 0.3, 0, 0.6, good))
+        failed.append(_rect(r.index - 0.3, good, 0.6, bad))
+        top = max(top, len(r.calls))
+        if bad:
+            labels.append(Label(r.index, len(r.calls) + 0.3, _failures(r.calls), {"color": COLOURS["failed"]}))
+    a.ok_calls.set_verts(ok)
+    a.failed_calls.set_verts(failed)
+    a.errors.show(labels)
+    a.calls_ax.set_ylim(0, top * 1.9)
+
+
+def _failures(calls) -> str:
+    """``init_control -ENOSYS`` (with ``x2`` when repeated), one line per distinct failure."""
+    counts: dict[tuple[str, int], int] = {}
+    for c in calls:
+        if c.rc < 0:
+            counts[(c.op, c.rc)] = counts.get((c.op, c.rc), 0) + 1
+    lines = [f"{op}\n{errno_name(rc)}" + (f" x{n}" if n > 1 else "") for (op, rc), n in counts.items()]
+    return "\n".join(lines[:2]) + (f"\n+{len(lines) - 2} more" if len(lines) > 2 else "")
+
+
+def timeline(trace: Trace, ax: Axes | None = None, step: int | None = None) -> Axes:
+    """The timeline of ``trace`` (see ``draw_timeline``)."""
+    return draw_timeline(trace, ax, step).ax
