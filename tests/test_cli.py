@@ -96,6 +96,14 @@ def test_bad_input_is_one_error_line_on_stderr_and_exit_2(args):
     assert done.stdout == ""
 
 
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_every_scenario_refuses_out_of_range_sizes_with_one_line(name):
+    """check_params runs for every scenario's parameters, not only some: 100 vCPUs is refused."""
+    done = evtsim("run", name, "--vcpus", "100")
+    assert done.returncode == 2 and done.stderr.startswith("evtsim: error:") and "vcpus" in done.stderr, done.stderr
+    assert len(done.stderr.splitlines()) == 1
+
+
 def test_list_mentions_every_scenario_and_every_fix():
     done = evtsim("list")
     assert done.returncode == 0, done.stderr

@@ -15,7 +15,7 @@ from ..guest.kernel import KernelConfig
 from ..scenario import Shown, Step, World, run
 from ..toolstack import xl_create
 from ..trace import Trace
-from .common import boot, check_params, consume, create_guest, send
+from .common import boot, check_params, consume, send
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,9 @@ class SwitchParams:
     xen: str = "master"
     vcpus: int = 2
 
+    def __post_init__(self) -> None:
+        check_params(self)
+
 
 def abi_switch(params: SwitchParams = SwitchParams(), seed: int = 0) -> Trace:
     """A 2-level kernel leaves events pending; a FIFO kernel switches; the events come back."""
@@ -74,6 +77,9 @@ class RestoreParams:
     disable_fifo: bool = False
     vcpus: int = 2
     rounds: int = 2
+
+    def __post_init__(self) -> None:
+        check_params(self)
 
 
 def save_restore(params: RestoreParams = RestoreParams(), seed: int = 0) -> Trace:
@@ -126,6 +132,9 @@ class KexecParams:
     vcpus: int = 2
     rounds: int = 2
 
+    def __post_init__(self) -> None:
+        check_params(self)
+
 
 def kexec(params: KexecParams = KexecParams(), seed: int = 0) -> Trace:
     """kexec: SHUTDOWN_soft_reset, XEN_DOMCTL_soft_reset, then a new kernel in the same domain."""
@@ -153,12 +162,3 @@ def _soft_reset(w: World) -> None:
         shown.guest.store_evtchn, shown.guest.console_evtchn = store, console
         w.note(f"libxl: new xenstore port {store}, console port {console}")
     shown.kernel = None
-
-    def __post_init__(self) -> None:
-        check_params(self)
-
-    def __post_init__(self) -> None:
-        check_params(self)
-
-    def __post_init__(self) -> None:
-        check_params(self)
