@@ -54,7 +54,10 @@ def popcount(words) -> int:
 
 
 def grid_codes(artists) -> np.ndarray:
-    return np.asarray(artists.grid.get_array())
+    """The codes the grid shows, checked against the colours the image really has."""
+    colours = np.round(255 * plots.bitmaps.STATE_RGBA).astype(np.uint8)
+    assert np.array_equal(np.asarray(artists.grid.get_array()), colours[artists.codes.astype(int)])
+    return artists.codes
 
 
 def paths(collection) -> int:
@@ -109,7 +112,11 @@ def test_selector_strip_and_upcall_cells_show_each_vcpu():
     t = trace("two-level-basics")
     s = next(r for r in t.records if r.step.startswith("timer fires")).domain("guest")
     a = plots.draw_two_level(s)
-    sel, up = np.asarray(a.selector.get_array()), np.asarray(a.upcall.get_array())
+    sel, up = a.selector_bits, a.upcall_bits
+    set_colour = to_rgba(plots.COLOURS["pending"])
+    shown = [tuple(face) == set_colour for face in a.selector.get_facecolor()]  # vCPU by vCPU, word by word
+    assert shown == [bool(sel[w, 2 * v]) for v in range(len(s.vcpus)) for w in range(len(s.evtchn_pending))]
+    assert [tuple(face) == set_colour for face in a.upcall.get_facecolor()] == [v.upcall_pending for v in s.vcpus]
     for v, vcpu in enumerate(s.vcpus):
         assert [int(b) for b in sel[:, 2 * v]] == [vcpu.pending_sel >> w & 1 for w in range(len(s.evtchn_pending))]
         assert up[0, 2 * v] == (1 if vcpu.upcall_pending else 0)
@@ -184,7 +191,8 @@ def test_frames_xen_maps_but_that_hold_the_image_are_hatched_and_their_writes_ad
     assert paths(a.hazards) == len(t.outcome.corrupted_frames) == 3
     hazard_counts = [int(c.get_text()) for c in a.counts.active if c.get_position()[1] < 7]  # rows 0x00-0xdf
     assert sum(hazard_counts) == record.stray_writes == 25
-    assert "0xc2 as event_array; it holds hibernation image; 17 Xen writes" in a.mappings.get_text()
+    assert "Xen maps 0xc2 as event_array; it holds hibernation image  \u2190 Xen's writes corrupt it" in a.mappings.get_text()
+    assert sorted(hazard_counts) == sorted(f.xen_writes for f in record.domain("guest@B").frames if f.gfn in (0xc0, 0xc1, 0xc2))
 
 
 def test_a_healthy_fifo_guest_has_no_hazard_and_outlines_what_xen_maps():
@@ -232,6 +240,16 @@ def test_the_cursor_marks_the_chosen_step_only_when_one_is_chosen():
     assert not any(c.get_visible() for c in plots.draw_timeline(t).cursors)
     cursors = plots.draw_timeline(t, step=4).cursors
     assert all(c.get_visible() and c.get_x() == 3.5 for c in cursors)
+
+
+@pytest.mark.parametrize(("fix", "row"), [("disable-fifo", "patch-v4"), ("evtchn-fifo", "patch-v5"),
+                                          ("qemu", "qemu"), ("fifo-off", "fifo-off")])
+def test_the_title_names_the_xen_row_a_fix_runs_the_new_host_on(fix, row):
+    """Some fixes run host B on a patched or rebuilt Xen whatever ``xen`` asks for (4.4 here)."""
+    t = run_scenario("hibernation", 0, fix=fix)
+    assert {d.xen for r in t for d in r.domains if d.host == "B"} == {row}
+    assert f"host B ran {row}" in plots.draw_timeline(t).ax.get_title().replace("\n", " ")
+    assert "ran" not in plots.draw_timeline(trace("hibernation")).ax.get_title()
 
 
 # --- the alternatives matrix -----------------------------------------------------------------

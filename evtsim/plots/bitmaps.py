@@ -4,11 +4,13 @@ each vCPU's evtchn_pending_sel and evtchn_upcall_pending beside it, bound ports 
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
+from matplotlib.colors import to_rgba
 from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
@@ -21,8 +23,8 @@ from .style import (
     PALE,
     TITLE,
     Label,
+    Setters,
     TextPool,
-    _cmap,
     _legend,
     _lines,
     _new_axes,
@@ -30,6 +32,7 @@ from .style import (
     _polys,
     _port_name,
     _rect,
+    _set_polys,
 )
 
 
@@ -38,27 +41,39 @@ class TwoLevelArtists:
     """What ``draw_two_level`` made, for ``update_two_level`` to change."""
 
     ax: Axes
-    grid: AxesImage  # word x bit: 0 neither, 1 pending, 2 masked, 3 both
-    selector: AxesImage  # evtchn_pending_sel: one column per vCPU, NaN between
-    upcall: AxesImage  # evtchn_upcall_pending: one cell per vCPU
+    grid: AxesImage  # word x bit, coloured by ``codes``
+    selector: PolyCollection  # evtchn_pending_sel: a column of cells per vCPU, a gap between
+    upcall: PolyCollection  # evtchn_upcall_pending: one cell per vCPU
     bound: PolyCollection  # an outline around each bound port's cell
     leaders: LineCollection  # from each port's label to its cell
     labels: TextPool  # "3 timer0" above the grid
     rules: LineCollection  # a light line every 8 words and bits
     border: Rectangle  # around the grid
+    set: Setters = field(default_factory=Setters)
+    #: What is shown: the grid's codes (0 neither, 1 pending, 2 masked, 3 both) and the selector
+    #: and upcall bits (NaN between vCPUs). The grid image gets colours, not codes: colour mapping
+    #: after resampling would cost more than the rest of a redraw.
+    codes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    selector_bits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    upcall_bits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def changing(self) -> list[Artist]:
+        """What differs from one snapshot to the next (a dashboard redraws only these)."""
+        return [self.ax.title, self.grid, self.selector, self.upcall, self.bound, self.leaders, self.rules, self.border,
+                *self.labels.texts]
 
 
 STRIP = 2.4  # width of a selector column, in cells
+LABEL_ROOM = 14  # characters of port label the space above the grid always has room for
 
 
 def draw_two_level(snapshot: DomainSnapshot, ax: Axes | None = None) -> TwoLevelArtists:
     """shared_info's 2-level bitmaps as a word x bit grid, with selectors and upcall flags."""
     ax = ax or _new_axes(8.0)
-    image = dict(cmap=_cmap([COLOURS[s] for s in EVENT_STATES]), vmin=-0.5, vmax=3.5, interpolation="nearest",
-                 aspect="auto")
-    flag = dict(cmap=_cmap([PALE, COLOURS["pending"]]), vmin=-0.5, vmax=1.5, interpolation="nearest", aspect="auto")
-    a = TwoLevelArtists(ax, ax.imshow(np.zeros((1, 1)), **image), ax.imshow(np.zeros((1, 1)), **flag),
-                        ax.imshow(np.zeros((1, 1)), **flag),
+    image = dict(interpolation="nearest", aspect="auto")
+    blank = np.zeros((1, 1, 4), np.uint8)
+    cells = dict(edgecolors="none", antialiaseds=False)  # adjacent cells without seams
+    a = TwoLevelArtists(ax, ax.imshow(blank, **image), _polys(ax, **cells), _polys(ax, **cells),
                         _polys(ax, facecolors="none", edgecolors="black", linewidths=0.8),
                         _lines(ax, colors=EDGE, linewidths=0.6, clip_on=False), TextPool(ax, rotation=90, va="bottom"),
                         _lines(ax, colors="#DDDDDD", linewidths=0.5),
@@ -78,31 +93,47 @@ def update_two_level(a: TwoLevelArtists, snapshot: DomainSnapshot) -> None:
     """Show ``snapshot`` in the artists ``draw_two_level`` made."""
     s, ax = snapshot, a.ax
     words, bits, n = len(s.evtchn_pending), s.bits_per_word, len(s.vcpus)
-    a.grid.set_data(_bit_codes(s))
+    a.codes = _bit_codes(s)
+    a.grid.set_data(_colours(a.codes, STATE_RGBA))
     a.grid.set_extent((0, bits, words, 0))
     a.border.set_bounds(0, 0, bits, words)
     strip = STRIP * bits / 64
     left = -1.0 - (2 * n - 1) * strip
-    sel, up = _vcpu_strips(s)
-    a.selector.set_data(sel)
-    a.selector.set_extent((left, -1.0, words, 0))
-    a.upcall.set_data(up)
-    a.upcall.set_extent((left, -1.0, -0.2 * strip, -1.2 * strip))
+    a.selector_bits, a.upcall_bits = _vcpu_strips(s)
+    columns = [(v, left + 2 * v * strip) for v in range(n)]
+    _set_polys(a.selector, [_rect(x, w, strip, 1) for v, x in columns for w in range(words)],
+               [FLAG_COLOURS[int(a.selector_bits[w, 2 * v])] for v, _ in columns for w in range(words)])
+    _set_polys(a.upcall, [_rect(x, -1.2 * strip, strip, strip) for _, x in columns],
+               [FLAG_COLOURS[int(a.upcall_bits[0, 2 * v])] for v, _ in columns])
     a.rules.set_segments([[(0, w), (bits, w)] for w in range(8, words, 8)]
                          + [[(b, 0), (b, words)] for b in range(8, bits, 8)])
     _port_labels(a, s)
     centres = [left + (2 * v + 0.5) * strip for v in range(n)]
-    ax.set_xticks([b + 0.5 for b in range(0, bits, 8)] + centres,
-                  [str(b) for b in range(0, bits, 8)] + [f"sel\ncpu{v}" for v in range(n)])
-    ax.set_yticks([w + 0.5 for w in range(0, words, 8)] + [-0.7 * strip],
-                  [str(w) for w in range(0, words, 8)] + ["upcall_pending"])
-    ax.set_xlim(left - 0.3, bits + 0.3)
-    ax.set_ylim(words + 0.2, -1.3 * strip)
-    ax.set_xlabel(f"bit in word (port = word \u00d7 {bits} + bit); left: evtchn_pending_sel of each vCPU",
-                  fontsize=FONT)
-    ax.set_ylabel("word of evtchn_pending / evtchn_mask", fontsize=FONT)
+    a.set(ax.set_xticks, [b + 0.5 for b in range(0, bits, 8)] + centres,
+          [str(b) for b in range(0, bits, 8)] + [f"sel\ncpu{v}" for v in range(n)])
+    a.set(ax.set_yticks, [w + 0.5 for w in range(0, words, 8)] + [-0.7 * strip],
+          [str(w) for w in range(0, words, 8)] + ["upcall_pending"])
+    a.set(ax.set_xlim, left - 0.3, bits + 0.3)
+    a.set(ax.set_ylim, words + 0.2, -1.3 * strip)
+    a.set(ax.set_xlabel, f"bit in word (port = word \u00d7 {bits} + bit); left: evtchn_pending_sel of each vCPU",
+          fontsize=FONT)
+    a.set(ax.set_ylabel, "word of evtchn_pending / evtchn_mask", fontsize=FONT)
+    # Room above the grid for the port labels: as much as the longest label needs, and never less
+    # than a usual one does, so the title stays put while a trace binds and closes ports.
     longest = max((len(t.get_text()) for t in a.labels.active), default=0)
-    ax.set_title(_two_level_title(s), fontsize=TITLE, pad=max(52, 10 + 5.2 * longest))
+    a.set.title(ax, _two_level_title(s), pad=10 + 5.2 * max(longest, LABEL_ROOM), fontsize=TITLE)
+
+
+STATE_RGBA = np.array([to_rgba(COLOURS[state]) for state in EVENT_STATES])
+FLAG_COLOURS = (PALE, COLOURS["pending"])  # a selector or upcall bit: clear, set
+
+
+def _colours(codes: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """An RGBA image of ``codes`` (indices into ``palette``); NaN cells are transparent."""
+    known = ~np.isnan(codes)
+    out = np.zeros((*codes.shape, 4), np.uint8)
+    out[known] = np.round(255 * palette[codes[known].astype(int)]).astype(np.uint8)
+    return out
 
 
 def _bit_codes(s: DomainSnapshot) -> np.ndarray:

@@ -5,14 +5,28 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.text import Text
 
 from ..snapshot import DomainSnapshot
-from .style import COLOURS, FONT, TITLE, Label, TextPool, _legend, _new_axes, _plain, _polys, _rect, _set_polys
+from .style import (
+    COLOURS,
+    FONT,
+    TITLE,
+    Label,
+    Setters,
+    TextPool,
+    _legend,
+    _new_axes,
+    _plain,
+    _polys,
+    _rect,
+    _set_polys,
+)
 
 
 @dataclass
@@ -27,6 +41,11 @@ class FrameMapArtists:
     rows: TextPool  # the gfn that starts each row
     contents: TextPool  # what a short row's frames hold, after its last cell
     mappings: Text  # the x label: one line per frame Xen maps
+    set: Setters = field(default_factory=Setters)
+
+    def changing(self) -> list[Artist]:
+        """What differs from one snapshot to the next (a dashboard redraws only these)."""
+        return [self.ax.title, self.cells, self.mapped, self.hazards, *self.counts.texts, *self.rows.texts, *self.contents.texts]
 
 
 COLUMNS = 32
@@ -85,15 +104,15 @@ def update_frame_map(a: FrameMapArtists, snapshot: DomainSnapshot) -> None:
     starts = [(r, f.gfn) for (r, c), f in zip(places, s.frames) if c == 0]
     a.rows.show(Label(-0.2, r + 0.5, f"{gfn:#x}") for r, gfn in starts)
     a.contents.show(_row_contents(places, s.frames))
-    a.ax.set_xlabel(_mapping_lines(s), loc="left", fontsize=FONT, multialignment="left")
+    a.set(a.ax.set_xlabel, _mapping_lines(s), loc="left", fontsize=FONT, multialignment="left")
     rows = places[-1][0] + 1 if places else 1
-    a.ax.set_xlim(-2.6, COLUMNS)
-    a.ax.set_ylim(max(rows, 3), 0)
+    a.set(a.ax.set_xlim, -2.6, COLUMNS)
+    a.set(a.ax.set_ylim, max(rows, 3), 0)
     hazards = sum(_is_hazard(f) for f in s.frames)
-    a.ax.set_title(f"{s.name} (dom{s.domid}): frames with a role, by gfn, and Xen's writes into them\n"
-                   + (f"{hazards} frame(s) that Xen still maps now hold something else: Xen's writes corrupt them"
-                      if hazards else "every frame Xen maps holds what Xen thinks it holds"), fontsize=TITLE,
-                   color=COLOURS["hazard"] if hazards else "black")
+    a.set.title(a.ax, f"{s.name} (dom{s.domid}): frames with a role, by gfn, and Xen's writes into them\n"
+          + (f"{hazards} frame(s) that Xen still maps now hold something else: Xen's writes corrupt them"
+             if hazards else "every frame Xen maps holds what Xen thinks it holds"), fontsize=TITLE,
+          color=COLOURS["hazard"] if hazards else "black")
 
 
 def _frame_places(frames) -> list[tuple[int, int]]:
@@ -130,10 +149,12 @@ def _summary(contents: Iterable[str]) -> str:
 
 
 def _mapping_lines(s: DomainSnapshot) -> str:
-    """``0xc0 control_block: holds hibernation image (4 writes)`` for each frame Xen maps."""
-    lines = [f"Xen maps {f.gfn:#x} as {f.xen_mapping}; it holds {textwrap.shorten(f.content, 40)}; "
-             f"{f.xen_writes} Xen writes" + ("  \u2190 corrupted" if _is_hazard(f) else "")
-             for f in s.frames if f.xen_mapping]
+    """``Xen maps 0xc0 as control_block; it holds hibernation image`` for each frame Xen maps.
+
+    The write counts are in the cells, not here: this label changes only when a mapping or a
+    frame's contents do, so stepping through writes leaves the layout alone."""
+    lines = [f"Xen maps {f.gfn:#x} as {f.xen_mapping}; it holds {textwrap.shorten(f.content, 40)}"
+             + ("  \u2190 Xen's writes corrupt it" if _is_hazard(f) else "") for f in s.frames if f.xen_mapping]
     return "\n".join(lines) or "Xen maps no frame"
 
 

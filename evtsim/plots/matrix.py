@@ -8,12 +8,27 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection
 from matplotlib.image import AxesImage
 
 from ..trace import VERDICTS
-from .style import FONT, SMALL, TITLE, VERDICT_COLOURS, VERDICT_SHORT, Label, TextPool, _cmap, _legend, _lines, _new_axes, _plain
+from .style import (
+    FONT,
+    SMALL,
+    TITLE,
+    VERDICT_COLOURS,
+    VERDICT_SHORT,
+    Label,
+    Setters,
+    TextPool,
+    _cmap,
+    _legend,
+    _lines,
+    _new_axes,
+    _plain,
+)
 
 
 @dataclass
@@ -26,6 +41,11 @@ class MatrixArtists:
     rules: LineCollection  # white lines between cells
     row_labels: list[str] = field(default_factory=list)
     col_labels: list[str] = field(default_factory=list)
+    set: Setters = field(default_factory=Setters)
+
+    def changing(self) -> list[Artist]:
+        """What differs from one set of rows to the next (a dashboard redraws only these)."""
+        return [self.image, self.rules, *self.texts.texts]
 
 
 OUTCOME_FIELDS = frozenset({"verdict", "summary", "seed", "sent", "delivered", "lost", "stray_writes", "crash",
@@ -146,12 +166,12 @@ def update_alternatives_matrix(a: MatrixArtists, rows: Iterable[object]) -> None
     a.rules.set_segments([[(j - 0.5, -0.5), (j - 0.5, nr - 0.5)] for j in range(1, nc)]
                          + [[(-0.5, i - 0.5), (nc - 0.5, i - 0.5)] for i in range(1, nr)])
     a.row_labels, a.col_labels = row_labels, col_labels
-    a.ax.set_xticks(range(nc), col_labels, fontsize=SMALL, rotation=90 if nc > 12 else 0)
-    a.ax.set_yticks(range(nr), row_labels, fontsize=SMALL)
-    a.ax.set_xlim(-0.5, nc - 0.5)
-    a.ax.set_ylim(nr - 0.5, -0.5)
-    a.ax.set_xlabel(col_title, fontsize=FONT)
-    a.ax.set_ylabel(row_title, fontsize=FONT)
+    a.set(a.ax.set_xticks, list(range(nc)), col_labels, fontsize=SMALL, rotation=90 if nc > 12 else 0)
+    a.set(a.ax.set_yticks, list(range(nr)), row_labels, fontsize=SMALL)
+    a.set(a.ax.set_xlim, -0.5, nc - 0.5)
+    a.set(a.ax.set_ylim, nr - 0.5, -0.5)
+    a.set(a.ax.set_xlabel, col_title, fontsize=FONT)
+    a.set(a.ax.set_ylabel, row_title, fontsize=FONT)
 
 
 def alternatives_matrix(rows: Iterable[object], ax: Axes | None = None,

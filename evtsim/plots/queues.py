@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
 from matplotlib.lines import Line2D
@@ -20,6 +21,7 @@ from .style import (
     TITLE,
     WORD_FLAGS,
     Label,
+    Setters,
     TextPool,
     _event_state,
     _legend,
@@ -44,7 +46,14 @@ class FifoArtists:
     ready: PolyCollection  # 16 READY cells per vCPU
     broken: PolyCollection  # hatched rows: the control block's frame now holds something else
     node_labels: TextPool  # "3 timer0" / "P.L." in each node
-    texts: TextPool  # headers, queue numbers, HEAD and TAIL, notes, event-array pages
+    texts: TextPool  # HEAD and TAIL, READY letters, notes, event-array pages
+    frame_texts: TextPool  # vCPU headers, READY column names, queue numbers: they move only with the layout
+    set: Setters = field(default_factory=Setters)
+
+    def changing(self) -> list[Artist]:
+        """What differs from one snapshot to the next (a dashboard redraws only these)."""
+        return [self.ax.title, self.nodes, self.links, self.heads, self.ready, self.broken, *self.node_labels.texts,
+                *self.texts.texts]
 
 
 NODE_W, NODE_GAP, FIRST_NODE, ROWS_TOP = 4.0, 1.0, 5.3, 2.0  # data units; one queue row is 1 high
@@ -59,7 +68,7 @@ def draw_fifo_queues(snapshot: DomainSnapshot, ax: Axes | None = None) -> FifoAr
                     _polys(ax, edgecolors=EDGE, linewidths=0.6, zorder=2),
                     _polys(ax, facecolors="#FBE3D6", edgecolors=COLOURS["hazard"], hatch="///", linewidths=1.0,
                            zorder=1),
-                    TextPool(ax, linespacing=1.05, zorder=3), TextPool(ax, zorder=3))
+                    TextPool(ax, linespacing=1.05, zorder=3), TextPool(ax, zorder=3), TextPool(ax, zorder=3))
     ax.set_xticks([])
     ax.set_yticks([])
     _plain(ax)
@@ -84,6 +93,7 @@ class _Scene:
     links: list = field(default_factory=list)
     labels: list = field(default_factory=list)
     texts: list = field(default_factory=list)
+    frame_texts: list = field(default_factory=list)
     ready: list = field(default_factory=list)
     ready_faces: list = field(default_factory=list)
     broken: list = field(default_factory=list)
@@ -97,7 +107,8 @@ def update_fifo_queues(a: FifoArtists, snapshot: DomainSnapshot) -> None:
                for v in range(len(s.vcpus))]
     words = {p.port: p for p in s.ports}
     for v, (x0, y0) in enumerate(origins):
-        scene.texts += _group_labels(s, v, x0, y0)
+        scene.frame_texts += _group_labels(v, x0, y0)
+        scene.texts += _broken_notes(s, v, x0, y0)
         queues = {q.priority: q for q in s.queues if q.vcpu == v}
         for prio in range(EVTCHN_FIFO_MAX_QUEUES):
             _queue_row(scene, queues.get(prio), x0, y0 + ROWS_TOP + prio, group_w, words)
@@ -107,11 +118,10 @@ def update_fifo_queues(a: FifoArtists, snapshot: DomainSnapshot) -> None:
         scene.texts.append(Label((origins[-1][0] + group_w) / 2, bottom / 2,
                                  f"Xen runs this domain in {s.abi}: no FIFO queues", {"fontsize": FONT}))
     _show_scene(a, scene)
-    a.ax.set_xlim(-1.6, max(x0 for x0, _ in origins) + group_w)
-    a.ax.set_ylim(bottom + 1.2, -0.2)
-    a.ax.set_title(f"{s.name} (dom{s.domid}) on Xen {s.xen}: FIFO queues per vCPU, priority 0 (highest) "
-                   f"to 15\nXen runs the domain in {s.abi}; the kernel believes {s.kernel_abi or 'nothing yet'}",
-                   fontsize=TITLE)
+    a.set(a.ax.set_xlim, -1.6, max(x0 for x0, _ in origins) + group_w)
+    a.set(a.ax.set_ylim, bottom + 1.2, -0.2)
+    a.set.title(a.ax, f"{s.name} (dom{s.domid}) on Xen {s.xen}: FIFO queues per vCPU, priority 0 (highest) "
+          f"to 15\nXen runs the domain in {s.abi}; the kernel believes {s.kernel_abi or 'nothing yet'}", fontsize=TITLE)
 
 
 def _queue_row(scene: _Scene, q, x0: float, y: float, group_w: float, words: dict) -> None:
@@ -143,15 +153,19 @@ def _show_scene(a: FifoArtists, scene: _Scene) -> None:
     a.heads.set_data([seg[1][0] - 0.15 for seg in scene.links], [seg[1][1] for seg in scene.links])
     a.node_labels.show(scene.labels)
     a.texts.show(scene.texts)
+    a.frame_texts.show(scene.frame_texts)
 
 
-def _group_labels(s: DomainSnapshot, v: int, x0: float, y0: float) -> list[Label]:
-    """The vCPU header (with the broken-frame note), the READY column name, queue numbers."""
+def _broken_notes(s: DomainSnapshot, v: int, x0: float, y0: float) -> list[Label]:
+    """Beside the vCPU header: why its queues are hatched, if they are."""
     notes = sorted({q.note for q in s.queues if q.vcpu == v and q.note})
+    return [Label(x0 + 1.4, y0 + 0.3, "; ".join(notes), {"ha": "left", "color": COLOURS["hazard"]})] if notes else []
+
+
+def _group_labels(v: int, x0: float, y0: float) -> list[Label]:
+    """The vCPU header, the READY column name, queue numbers."""
     out = [Label(x0 - 1.4, y0 + 0.3, f"vCPU{v}", {"ha": "left", "fontsize": FONT, "fontweight": "bold"}),
            Label(x0 + 0.35, y0 + ROWS_TOP - 0.35, "READY", {"fontsize": SMALL})]
-    if notes:
-        out.append(Label(x0 + 1.4, y0 + 0.3, "; ".join(notes), {"ha": "left", "color": COLOURS["hazard"]}))
     if v % 2 == 0:  # the second column shares the first one's rows
         out += [Label(x0 - 0.3, y0 + ROWS_TOP + p + 0.5, f"q{p}", {"ha": "right", "color": "#555555"})
                 for p in range(EVTCHN_FIFO_MAX_QUEUES)]

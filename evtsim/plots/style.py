@@ -7,7 +7,7 @@ wide. ``TextPool`` is how a view shows a changing number of labels without makin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from matplotlib.axes import Axes
@@ -113,13 +113,17 @@ class Label:
 
 
 class TextPool:
-    """Text artists reused across updates: ``show`` sets the first n and hides the rest."""
+    """Text artists reused across updates: ``show`` sets the first n and hides the rest.
+
+    A text whose label is the one it already shows is left alone: every setter call marks the
+    figure stale, and a stale figure is drawn whole (see ``Setters``)."""
 
     def __init__(self, ax: Axes, **defaults: object) -> None:
         self.ax = ax
         self.defaults = {"fontsize": SMALL, "ha": "center", "va": "center", "color": "black",
                          "fontweight": "normal", "rotation": 0, "clip_on": False, **defaults}
         self.texts: list[Text] = []
+        self.labels: list[Label | None] = []  # what each text shows (None: nothing yet)
         self.count = 0
 
     def show(self, labels: Iterable[Label]) -> None:
@@ -127,8 +131,12 @@ class TextPool:
         for n, label in enumerate(labels, 1):
             if n > len(self.texts):
                 self.texts.append(self.ax.text(0, 0, ""))
+                self.labels.append(None)
             t = self.texts[n - 1]
-            t.set(position=(label.x, label.y), text=label.text, visible=True, **{**self.defaults, **label.props})
+            if label != self.labels[n - 1]:
+                t.set(position=(label.x, label.y), text=label.text, **{**self.defaults, **label.props})
+                self.labels[n - 1] = label
+            t.set_visible(True)
         for t in self.texts[n:]:
             t.set_visible(False)
         self.count = n
@@ -137,6 +145,36 @@ class TextPool:
     def active(self) -> list[Text]:
         """The texts now shown."""
         return self.texts[:self.count]
+
+
+class Setters:
+    """Calls an Axes setter (limits, ticks, labels, title) only when its arguments changed.
+
+    Matplotlib marks a figure stale on every setter call, equal value or not. A dashboard
+    redraws a stale figure whole and otherwise only a view's ``changing()`` artists
+    (``evtsim.widgets.canvas``), so a view that set unchanged limits and ticks at every step
+    would be drawn whole at every step."""
+
+    def __init__(self) -> None:
+        self.last: dict[object, tuple] = {}  # bound setter -> (args, kwargs) of its last call
+
+    def __call__(self, setter: Callable[..., object], *args: object, **kwargs: object) -> None:
+        call = (args, kwargs)
+        if self.last.get(setter) != call:
+            setter(*args, **kwargs)
+            self.last[setter] = call
+
+    def title(self, ax: Axes, text: str, pad: float | None = None, **props: object) -> None:
+        """``ax.set_title``, except that a new text or colour changes the title alone: moving the
+        title (``pad``) moves the empty left and right titles too, which marks the figure stale.
+
+        The title sits at the top of the Axes (``y=1``) plus ``pad``: our views have no ticks or
+        labels on top, and matplotlib's search for them costs more than the rest of a redraw."""
+        if (ax, "pad") not in self.last or self.last[(ax, "pad")] != pad:
+            ax.set_title(text, pad=pad, y=1.0, **props)
+        elif self.last[(ax, "title")] != (text, props):
+            ax.title.update({"text": text, **props})
+        self.last[(ax, "pad")], self.last[(ax, "title")] = pad, (text, props)
 
 
 def _port_name(label: str, state: str) -> str:

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.lines import Line2D
@@ -14,7 +15,22 @@ from matplotlib.patches import Rectangle
 
 from ..abi import errno_name
 from ..trace import Trace
-from .style import COLOURS, FONT, GREY, SMALL, TITLE, Label, TextPool, _legend, _new_axes, _plain, _polys, _rect, _set_polys
+from .style import (
+    COLOURS,
+    FONT,
+    GREY,
+    SMALL,
+    TITLE,
+    Label,
+    Setters,
+    TextPool,
+    _legend,
+    _new_axes,
+    _plain,
+    _polys,
+    _rect,
+    _set_polys,
+)
 
 
 @dataclass
@@ -36,6 +52,13 @@ class TimelineArtists:
     lost: Line2D
     stray: Line2D
     cursors: list[Rectangle]  # the selected step, in each lane
+    set: Setters = field(default_factory=Setters)
+    trace: Trace | None = None  # the trace the lanes show
+
+    def changing(self) -> list[Artist]:
+        """What differs from one step to the next (a dashboard redraws only these): the cursor.
+        A new trace changes the lanes' limits and ticks too, so it redraws everything anyway."""
+        return [self.ax.title, *self.cursors]
 
 
 EVENT_LINES = (("sent", "o", "-"), ("delivered", "s", "-"), ("lost", "^", "--"), ("stray writes", "x", ":"))
@@ -56,7 +79,9 @@ def draw_timeline(trace: Trace, ax: Axes | None = None, step: int | None = None)
         _polys(calls_ax, facecolors=COLOURS["calls"], edgecolors="none"),
         _polys(calls_ax, facecolors=COLOURS["failed"], edgecolors="none"), TextPool(calls_ax, va="bottom"),
         TextPool(abi_ax, color="white", fontweight="bold"), *lines,
-        cursors=[lane.axvspan(0, 1, color=COLOURS["cursor"], zorder=0) for lane in (abi_ax, calls_ax, events_ax)])
+        # the selected step: a frame over the lanes (not a band under them), so moving it leaves the lanes alone
+        cursors=[lane.axvspan(0, 1, facecolor=COLOURS["cursor"], alpha=0.35, edgecolor="#333333", linewidth=1.2,
+                              zorder=5) for lane in (abi_ax, calls_ax, events_ax)])
     for lane in (abi_ax, calls_ax, events_ax):
         _plain(lane)
         lane.tick_params(axis="x", labelbottom=lane is events_ax)
@@ -74,17 +99,28 @@ def draw_timeline(trace: Trace, ax: Axes | None = None, step: int | None = None)
 
 
 def update_timeline(a: TimelineArtists, trace: Trace, step: int | None = None) -> None:
-    """Show ``trace`` (and highlight ``step``) in the artists ``draw_timeline`` made."""
-    _abi_lane(a, trace)
-    _calls_lane(a, trace)
-    _events_lane(a, trace)
+    """Show ``trace`` (and highlight ``step``) in the artists ``draw_timeline`` made; for the
+    trace already shown, only the cursor moves."""
+    if trace is not a.trace:
+        _abi_lane(a, trace)
+        _calls_lane(a, trace)
+        _events_lane(a, trace)
+        a.trace = trace
     for cursor in a.cursors:
         cursor.set_visible(step is not None)
         cursor.set_x((step if step is not None else 0) - 0.5)
         cursor.set_width(1.0)
-    params = " ".join(f"{k}={v}" for k, v in trace.params)
-    a.ax.set_title(textwrap.fill(f"{trace.scenario} ({params})", 95) + "\n"
-                   + textwrap.fill(f"outcome: {trace.outcome.summary}", 95), fontsize=TITLE)
+    params = " ".join(f"{k}={v}" for k, v in trace.params) + _rows_run(trace)
+    a.set.title(a.ax, textwrap.fill(f"{trace.scenario} ({params})", 95) + "\n"
+                + textwrap.fill(f"outcome: {trace.outcome.summary}", 95), fontsize=TITLE)
+
+
+def _rows_run(trace: Trace) -> str:
+    """``; host B ran patch-v4`` for each host whose Xen row is none of the versions asked for:
+    some fixes run the new host on a patched or rebuilt Xen whatever ``xen`` says."""
+    asked = {v for k, v in trace.params if k in ("xen", "old_xen")}
+    ran = dict.fromkeys((d.host, d.xen) for r in trace.records for d in r.domains if d.xen not in asked)
+    return "".join(f"; host {host} ran {xen}" for host, xen in ran)
 
 
 def _events_lane(a: TimelineArtists, trace: Trace) -> None:
@@ -96,10 +132,11 @@ def _events_lane(a: TimelineArtists, trace: Trace) -> None:
     for line, (key, _, _) in zip((a.sent, a.delivered, a.lost, a.stray), EVENT_LINES):
         line.set_data(xs, values[key])
     top = max([1] + values["sent"] + values["stray writes"])
-    a.events_ax.set_ylim(-0.05 * top, top * 1.1)
-    a.events_ax.set_xlim(-0.6, len(records) - 0.4)
+    a.set(a.events_ax.set_ylim, -0.05 * top, top * 1.1)
+    a.set(a.events_ax.set_xlim, -0.6, len(records) - 0.4)
     names = [textwrap.fill(f"{r.index} {r.step}", 26, break_on_hyphens=False) for r in records]
-    a.events_ax.set_xticks(xs, names, rotation=30, ha="right", rotation_mode="anchor", fontsize=SMALL)
+    a.set(a.events_ax.set_xticks, list(range(len(records))), names, rotation=30, ha="right", rotation_mode="anchor",
+          fontsize=SMALL)
 
 
 def _abi_lane(a: TimelineArtists, trace: Trace) -> None:
@@ -120,9 +157,9 @@ def _abi_lane(a: TimelineArtists, trace: Trace) -> None:
     _set_polys(a.abi, cells, faces)
     a.mismatch.set_verts(bad)
     a.abi_texts.show(crashes)
-    a.abi_ax.set_ylim(2 * len(names) + 0.05, -0.05)
-    a.abi_ax.set_yticks([i + 0.5 for i in range(2 * len(names))],
-                        [f"{n} {who}" for n in names for who in ("Xen", "kernel")])
+    a.set(a.abi_ax.set_ylim, 2 * len(names) + 0.05, -0.05)
+    a.set(a.abi_ax.set_yticks, [i + 0.5 for i in range(2 * len(names))],
+          [f"{n} {who}" for n in names for who in ("Xen", "kernel")])
 
 
 def _calls_lane(a: TimelineArtists, trace: Trace) -> None:
@@ -140,7 +177,7 @@ def _calls_lane(a: TimelineArtists, trace: Trace) -> None:
     a.ok_calls.set_verts(ok)
     a.failed_calls.set_verts(failed)
     a.errors.show(labels)
-    a.calls_ax.set_ylim(0, top * 1.9)
+    a.set(a.calls_ax.set_ylim, 0, top * 1.9)
 
 
 def _failures(calls) -> str:
