@@ -1,12 +1,14 @@
 """The dashboards, driven without a kernel: set ``.value`` or click, observers run at once.
 
 As in ecosystem.md section 2: Agg (set here, not through MPLBACKEND, which would leak into
-notebook kernels), then the widgets' state, the artists and the pixels are checked.
+notebook kernels), then the widgets' state, the artists and the pixels are checked. The pixels
+are those a learner sees: each shown pane's PNG, as its Image widget holds it.
 """
 
 from __future__ import annotations
 
 import html
+import io
 
 import pytest
 
@@ -16,17 +18,21 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 
+from PIL import Image  # noqa: E402
+
 from evtsim import plots, widgets  # noqa: E402
 from evtsim.fifo import L, M, P  # noqa: E402
+from evtsim.widgets import hibernation  # noqa: E402
+from evtsim.widgets.canvas import CachedTextCanvas, encode_png  # noqa: E402
 
-DPI = 30  # enough pixels to see a change, few enough to keep the file fast
+
+def decode(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
 
 
 def pixels(dash) -> np.ndarray:
-    """The dashboard's figure, rendered by Agg."""
-    dash.figure.set_dpi(DPI)
-    dash.figure.canvas.draw()
-    return np.asarray(dash.figure.canvas.buffer_rgba()).copy()
+    """What the dashboard shows: the shown panes' pictures, decoded and stacked."""
+    return np.concatenate([decode(pane.widget.value) for pane in dash.panes.values() if pane.visible])
 
 
 def text(widget) -> str:
@@ -102,7 +108,7 @@ def test_unticking_xen_fifo_events_chooses_fix_fifo_events_0_and_the_guest_works
 
 def test_the_fix_description_is_shown_beside_the_fix_dropdown(dash):
     dash.controls["fix"].value = "xsm"
-    assert text(dash.controls["fix_description"]) == widgets.FIXES["xsm"]
+    assert text(dash.controls["fix_description"]) == hibernation.FIXES["xsm"]
 
 
 def test_the_errno_dropdown_is_disabled_with_the_reason_when_the_fix_ignores_it(dash):
@@ -133,7 +139,7 @@ def test_a_failed_scenario_build_says_so_in_one_banner_line_and_keeps_the_last_r
     def refuse(*args, **kwargs):
         raise ValueError("no such host\nsecond line")
 
-    monkeypatch.setattr(widgets, "run_scenario", refuse)
+    monkeypatch.setattr(hibernation, "run_scenario", refuse)
     before = dash.trace
     dash.controls["old_xen"].value = "4.4"  # the observer must not raise
     assert "no such host" in dash.banner.value and "second line" not in dash.banner.value
@@ -144,8 +150,8 @@ def test_a_failed_scenario_build_says_so_in_one_banner_line_and_keeps_the_last_r
 def test_the_controls_offer_only_values_the_scenario_accepts(dash):
     c = dash.controls
     for xen in c["old_xen"].options:
-        widgets.make_params("hibernation", old_xen=xen, xen=xen)
-    assert set(c["fix"].options) == set(widgets.FIXES) and set(c["errno"].options) == set(widgets.ERRNOS)
+        hibernation.make_params("hibernation", old_xen=xen, xen=xen)
+    assert set(c["fix"].options) == set(hibernation.FIXES) and set(c["errno"].options) == set(hibernation.ERRNOS)
 
 
 def test_an_unknown_starting_parameter_is_refused_with_a_value_error():
@@ -170,13 +176,16 @@ def test_moving_the_slider_changes_the_pixels(dash):
 
 
 def test_the_domain_view_follows_xen_s_abi_at_each_step(dash):
-    visible = {name: lambda n=name: dash.views[n].ax.get_visible() for name in ("fifo", "two_level", "none")}
+    def shown() -> set[str]:
+        return {name for name, pane in dash.panes.items() if pane.visible} | (
+            {"no domain"} if dash.no_domain.layout.display != "none" else set())
+
     dash.slider.value = 1  # guest@A, 2-level
-    assert visible["two_level"]() and not visible["fifo"]()
+    assert shown() == {"timeline", "two_level", "frames"}
     dash.slider.value = 3  # hibernated: no domain at all
-    assert visible["none"]() and not dash.views["frames"].ax.get_visible()
+    assert shown() == {"timeline", "no domain"}
     dash.slider.value = 8  # guest@B, Xen in FIFO
-    assert visible["fifo"]() and dash.snapshot.name == "guest@B"
+    assert shown() == {"timeline", "fifo", "frames"} and dash.snapshot.name == "guest@B"
 
 
 def test_a_slider_value_past_the_last_step_is_clamped_not_an_error(dash):
@@ -208,28 +217,42 @@ def test_a_bare_dashboard_displays_as_its_root_widget(dash):
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.widget.model_id
 
 
-def test_the_figure_is_not_left_in_pyplot_for_the_inline_backend_to_show_again(dash):
+def test_the_figures_are_not_left_in_pyplot_for_the_inline_backend_to_show_again(dash):
     import matplotlib.pyplot as plt
 
-    assert all(plt.figure(n) is not dash.figure for n in plt.get_fignums())
+    figures = {id(pane.figure) for pane in dash.panes.values()}
+    assert not figures & {id(plt.figure(n)) for n in plt.get_fignums()}
 
 
-def test_with_the_inline_backend_each_change_shows_the_figure_again_in_the_output(dash, monkeypatch):
-    shown = []
-    monkeypatch.setattr(widgets, "get_ipython", lambda: object())  # as if inside a kernel
-    monkeypatch.setattr(widgets, "display", shown.append)
-    dash.slider.value = 2
-    assert shown == [dash.figure] and dash.holder in dash.widget.children
+def test_each_change_puts_new_pictures_in_the_panes_it_touches_and_no_others(dash):
+    dash.slider.value = 8
+    before = {name: pane.widget.value for name, pane in dash.panes.items()}
+    dash.slider.value = 7  # guest@B in FIFO at both steps: the 2-level pane stays hidden and untouched
+    after = {name: pane.widget.value for name, pane in dash.panes.items()}
+    assert {name for name in before if before[name] != after[name]} == {"timeline", "fifo", "frames"}
+    assert all(pane.widget in dash.widget.children for pane in dash.panes.values())
+
+
+def test_a_redraw_from_the_background_shows_exactly_what_a_whole_redraw_shows(dash):
+    """Blitting is right only if every change outside ``changing()`` marks the figure stale."""
+    for step in (*range(len(dash.trace)), 4, 1, 7):
+        dash.slider.value = step
+        for name, pane in dash.panes.items():
+            if pane.visible:
+                quick = decode(pane.widget.value)
+                pane.background = None  # the next draw is a whole one
+                pane.draw()
+                assert np.array_equal(quick, pane.pixels()), (step, name)
+    assert sum(pane.quick_draws for pane in dash.panes.values()) > len(dash.trace)
 
 
 def test_a_redraw_with_a_text_shape_seen_before_reuses_its_layout(dash):
     for step in (7, 8):
         dash.slider.value = step
-        pixels(dash)
-    runs = dash.layout.runs
+    runs = {name: pane.layout.runs for name, pane in dash.panes.items()}
     dash.slider.value = 7
-    pixels(dash)
-    assert dash.layout.runs == runs >= 1
+    assert {name: pane.layout.runs for name, pane in dash.panes.items()} == runs
+    assert min(runs[name] for name in ("timeline", "fifo", "frames")) >= 1  # the 2-level pane was never shown
 
 
 def test_a_reused_layout_puts_every_view_where_a_fresh_constrained_layout_would(dash):
@@ -237,10 +260,37 @@ def test_a_reused_layout_puts_every_view_where_a_fresh_constrained_layout_would(
 
     for step in (*range(len(dash.trace)), 1, 5):  # 1 and 5 again: their layouts now come from the cache
         dash.slider.value = step
-        pixels(dash)
-    reused = [ax.get_position().bounds for ax in dash.figure.axes]
-    ConstrainedLayoutEngine().execute(dash.figure)
-    assert np.allclose(reused, [ax.get_position().bounds for ax in dash.figure.axes])
+        for pane in dash.panes.values():
+            if pane.visible:
+                reused = [ax.get_position().bounds for ax in pane.figure.axes]
+                ConstrainedLayoutEngine().execute(pane.figure)
+                assert np.allclose(reused, [ax.get_position().bounds for ax in pane.figure.axes], atol=1e-3)
+                pane.layout.execute(pane.figure)  # back to the frozen positions
+
+
+def test_a_cached_text_has_the_pixels_a_fresh_rendering_has():
+    """CachedTextRenderer pastes a text rendered once; it must look as Agg draws it directly."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def render(canvas_class, draws: int) -> np.ndarray:
+        fig = Figure(figsize=(4, 2), dpi=100)
+        canvas_class(fig)
+        for i, (x, angle) in enumerate(((0.1, 0), (0.333, 30), (0.61, 90))):
+            fig.text(x, 0.2 + 0.2 * i, f"vCPU{i} HEAD 5 \u2190 TAIL", rotation=angle, color="#D55E00")
+        for _ in range(draws):  # the second draw pastes every text from the cache
+            fig.canvas.draw()
+        return np.asarray(fig.canvas.buffer_rgba()).astype(int)
+
+    cached, direct = render(CachedTextCanvas, 2), render(FigureCanvasAgg, 1)
+    # identical upright; a turned text's glyphs overlap, and blending them on their own first
+    # rounds a few edge pixels by a few levels out of 255
+    assert np.abs(cached - direct).max() <= 8 and np.mean(np.abs(cached - direct) > 2) < 0.002
+
+
+def test_encode_png_round_trips_the_pixels():
+    rgba = np.random.default_rng(0).integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
+    assert np.array_equal(decode(encode_png(rgba)), rgba)
 
 
 # --- the playgrounds -----------------------------------------------------------------------------

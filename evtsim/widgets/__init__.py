@@ -1,0 +1,19 @@
+"""Dashboards: ipywidgets controls that choose what to run or show, and views updated in place.
+
+Presentation only (architecture.md, "Boundaries"): a dashboard runs scenarios through
+``run_scenario`` and shows their frozen records with the ``plots.draw_X`` / ``update_X`` pairs;
+moving the step slider only indexes the trace. The playgrounds act on one live guest, as a
+learner's own kernel code would, and show a fresh snapshot after each action.
+
+Each view sits in a ``Pane``: its own figure and the widget that shows it (an ``Image`` under
+the inline backend, Voila and static docs; the figure's own canvas under ipympl). A pane redraws
+only what changed, fast enough to follow a slider (``canvas`` explains how).
+"""
+
+from .canvas import Pane
+from .dashboard import Dashboard
+from .hibernation import HibernationDashboard, hibernation_dashboard
+from .playground import Playground, fifo_playground, two_level_playground
+
+__all__ = ["Dashboard", "HibernationDashboard", "Pane", "Playground", "fifo_playground", "hibernation_dashboard",
+           "two_level_playground"]
