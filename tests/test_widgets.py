@@ -351,3 +351,33 @@ def test_two_level_send_to_a_masked_port_sets_pending_and_unmask_raises_the_upca
 def test_a_playground_has_no_trace_slider_or_banner(fifo):
     assert (fifo.trace, fifo.slider, fifo.banner) == (None, None, None)
 
+
+
+# --- under ipympl (%matplotlib widget) ----------------------------------------------------------
+
+IPYMPL_SCRIPT = """
+from evtsim import widgets
+dash = widgets.hibernation_dashboard()
+assert all(type(pane.widget).__name__ == "Canvas" and pane.widget is pane.figure.canvas for pane in dash.panes.values())
+drawn = []
+for name, pane in dash.panes.items():
+    pane.figure.canvas.draw_idle = lambda name=name: drawn.append(name)
+dash.controls["disable_fifo"].value = True
+assert dash.trace.outcome.verdict == "works", dash.trace.outcome.verdict
+assert sorted(drawn) == ["frames", "timeline", "two_level"], drawn  # disable_fifo: Xen stays 2-level
+assert not any(artist.get_animated() for view in dash.views.values() for artist in view.changing())
+print("ok")
+"""
+
+
+def test_under_ipympl_each_pane_is_its_canvas_and_a_change_asks_ipympl_to_draw_the_touched_ones():
+    """ipympl works in plain Python (ecosystem.md section 2): its canvases are the widgets, and
+    ipympl draws them whole, so nothing is made animated for blitting."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("ipympl")
+    env = {**os.environ, "MPLBACKEND": "module://ipympl.backend_nbagg"}
+    done = subprocess.run([sys.executable, "-c", IPYMPL_SCRIPT], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
