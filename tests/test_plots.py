@@ -108,6 +108,19 @@ def test_a_64_bit_guest_gets_a_64_by_64_grid_and_a_32_bit_guest_a_32_by_32_grid(
     assert grid_codes(plots.draw_two_level(compat)).shape == (32, 32)
 
 
+@pytest.mark.parametrize("vcpus", [2, 8])
+def test_port_labels_legend_and_tick_labels_keep_clear_of_each_other(vcpus):
+    a = plots.draw_two_level(run_scenario("two-level-basics", 0, vcpus=vcpus)[-1].domains[0])
+    fig = a.ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = a.ax.get_legend().get_window_extent(renderer)
+    labels = [t.get_window_extent(renderer) for t in a.labels.active]
+    assert len(labels) >= 9 and not any(legend.overlaps(box) for box in labels)
+    ticks = sorted((t.get_window_extent(renderer) for t in a.ax.get_xticklabels() if t.get_text()), key=lambda b: b.x0)
+    assert all(left.x1 <= right.x0 for left, right in zip(ticks, ticks[1:]))
+
+
 def test_selector_strip_and_upcall_cells_show_each_vcpu():
     t = trace("two-level-basics")
     s = next(r for r in t.records if r.step.startswith("timer fires")).domain("guest")

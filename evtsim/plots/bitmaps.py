@@ -84,7 +84,7 @@ def draw_two_level(snapshot: DomainSnapshot, ax: Axes | None = None) -> TwoLevel
                  ("masked", {"facecolor": COLOURS["masked"]}),
                  ("pending and masked", {"facecolor": COLOURS["pending+masked"]}),
                  ("bound port", {"facecolor": "white", "edgecolor": "black"})],
-            loc="lower right", bbox_to_anchor=(1.0, 1.0), ncols=2)
+            loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the grid: clear of the port labels above it
     update_two_level(a, snapshot)
     return a
 
@@ -110,12 +110,13 @@ def update_two_level(a: TwoLevelArtists, snapshot: DomainSnapshot) -> None:
     _port_labels(a, s)
     centres = [left + (2 * v + 0.5) * strip for v in range(n)]
     a.set(ax.set_xticks, [b + 0.5 for b in range(0, bits, 8)] + centres,
-          [str(b) for b in range(0, bits, 8)] + [f"sel\ncpu{v}" for v in range(n)])
+          [str(b) for b in range(0, bits, 8)] + [f"sel\ncpu{v}" if n <= 4 else str(v) for v in range(n)])
     a.set(ax.set_yticks, [w + 0.5 for w in range(0, words, 8)] + [-0.7 * strip],
           [str(w) for w in range(0, words, 8)] + ["upcall_pending"])
     a.set(ax.set_xlim, left - 0.3, bits + 0.3)
     a.set(ax.set_ylim, words + 0.2, -1.3 * strip)
-    a.set(ax.set_xlabel, f"bit in word (port = word \u00d7 {bits} + bit); left: evtchn_pending_sel of each vCPU",
+    a.set(ax.set_xlabel, f"bit in word (port = word \u00d7 {bits} + bit); left: evtchn_pending_sel of each vCPU"
+          + (", numbered" if n > 4 else ""),
           fontsize=FONT)
     a.set(ax.set_ylabel, "word of evtchn_pending / evtchn_mask", fontsize=FONT)
     # Room above the grid for the port labels: as much as the longest label needs, and never less
