@@ -238,8 +238,9 @@ def settle(page) -> None:
 def wait_for_new_pixels(read: Callable[[], str], before: str, timeout_ms: int) -> str:
     """Call read() until it differs from before; return its last answer.
 
-    An inline figure is replaced by a new <img> when it is redrawn, so a read may catch the old
-    one detached or none at all: that attempt is simply retried.
+    A pane's <img> gets a new blob URL for each picture (and an ipympl canvas redraws in
+    place), so a read may catch the old picture or one still loading: that attempt is simply
+    retried.
     """
     from playwright.sync_api import Error
 

@@ -89,7 +89,8 @@ class Dashboard:
         self.output = page.locator(".jp-OutputArea-output").filter(has=toggles).first  # the cell's, not the figure's
         self.toggle = self.output.locator(".widget-toggle-button").filter(has_text=re.compile(r"disable.?fifo", re.I)).first
         self.banner = self.output.locator(".widget-html").filter(has_text=VERDICT).first
-        self.figure = self.output.locator("img, canvas").first  # inline (an Output's <img>) or ipympl
+        # the timeline pane: an Image's <img>, or ipympl's canvas
+        self.figure = self.output.locator("img, canvas").first
         self.banner.wait_for()
         self.figure.wait_for()
 

@@ -25,7 +25,13 @@ One style throughout: the Okabe-Ito palette (colour-blind safe), colour never th
 
 from .bitmaps import TwoLevelArtists, draw_two_level, two_level, update_two_level
 from .frames import FrameMapArtists, draw_frame_map, frame_map, update_frame_map
-from .matrix import MatrixArtists, alternatives_matrix, draw_alternatives_matrix, matrix_cells, update_alternatives_matrix
+from .matrix import (
+    MatrixArtists,
+    alternatives_matrix,
+    draw_alternatives_matrix,
+    matrix_cells,
+    update_alternatives_matrix,
+)
 from .queues import FifoArtists, draw_fifo_queues, fifo_queues, update_fifo_queues
 from .style import COLOURS, EVENT_STATES, GREY, OKABE_ITO, TITLE, VERDICT_COLOURS, WIDTH, Label, TextPool
 from .timelines import TimelineArtists, draw_timeline, timeline, update_timeline
@@ -34,4 +40,5 @@ __all__ = ["COLOURS", "EVENT_STATES", "GREY", "OKABE_ITO", "TITLE", "VERDICT_COL
            "FrameMapArtists", "Label", "MatrixArtists", "TextPool", "TimelineArtists", "TwoLevelArtists",
            "alternatives_matrix", "draw_alternatives_matrix", "draw_fifo_queues", "draw_frame_map", "draw_timeline",
            "draw_two_level", "fifo_queues", "frame_map", "matrix_cells", "timeline", "two_level",
-           "update_alternatives_matrix", "update_fifo_queues", "update_frame_map", "update_timeline", "update_two_level"]
+           "update_alternatives_matrix", "update_fifo_queues", "update_frame_map", "update_timeline",
+           "update_two_level"]

@@ -45,7 +45,8 @@ class FrameMapArtists:
 
     def changing(self) -> list[Artist]:
         """What differs from one snapshot to the next (a dashboard redraws only these)."""
-        return [self.ax.title, self.cells, self.mapped, self.hazards, *self.counts.texts, *self.rows.texts, *self.contents.texts]
+        return [self.ax.title, self.cells, self.mapped, self.hazards, *self.counts.texts, *self.rows.texts,
+                *self.contents.texts]
 
 
 COLUMNS = 32
