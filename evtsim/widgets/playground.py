@@ -41,13 +41,13 @@ class Playground(Dashboard):
         self.world = World()
         self.shown = _boot_guest(self.world, xen, vcpus, fifo)
         self.calls: tuple[Call, ...] = ()
+        self.view = "fifo" if fifo else "two_level"  # the one view, and its pane
         height = 1.8 + 5.2 * ((vcpus + 1) // 2) if fifo else 8.0
-        super().__init__({"domain": Pane(plots.WIDTH, height)})
+        super().__init__({self.view: Pane(plots.WIDTH, height)})
         self.snapshot = self.take_snapshot()
-        self.view = "fifo" if fifo else "two_level"
         draw = plots.draw_fifo_queues if fifo else plots.draw_two_level
-        self.views = {self.view: draw(self.snapshot, self.panes["domain"].figure.add_subplot())}
-        self.panes["domain"].changing = self.views[self.view].changing
+        self.views = {self.view: draw(self.snapshot, self.panes[self.view].figure.add_subplot())}
+        self.panes[self.view].changing = self.views[self.view].changing
         self.controls = _playground_controls(self.kernel, vcpus, fifo)
         self._wire(fifo)
         self.widget = self._assemble(fifo)
@@ -62,7 +62,7 @@ class Playground(Dashboard):
         rows = [row(c["port"], c["send"], c["mask"], c["unmask"], c["consume"])]
         if fifo:
             rows.append(row(c["priority"], c["set_priority"], c["vcpu"], c["bind_vcpu"]))
-        return W.VBox(rows + [c["status"], self.panes["domain"].widget])
+        return W.VBox(rows + [c["status"], self.panes[self.view].widget])
 
     def _wire(self, fifo: bool) -> None:
         actions = {"send": self.send, "mask": self.mask, "unmask": self.unmask, "consume": self.consume}
