@@ -78,6 +78,10 @@ class Consumer(ABC):
         self.clear_pending(port)
         self.handle(cpu, port)
 
+    def counting_only(self) -> bool:
+        """Whether ``handle`` would only count: the hot loops then count locally instead."""
+        return self.received is None and not self.trace and not self.handlers
+
     def handle(self, cpu: int, port: Port) -> None:
         """The IRQ handler's half of dispatch, after the ack: count, trace, call the handler."""
         self.events += 1
@@ -148,7 +152,7 @@ class TwoLevelConsumer(Consumer):
         pending = self.shinfo.evtchn_pending
         pending_bits = pending[word] & self.cpu_evtchn_mask[cpu][word] & ~self.shinfo.evtchn_mask[word]
         nbits, base, ones = self.bits, word * self.bits, self.all_ones
-        dispatched = False
+        dispatched, counting, counted = False, self.counting_only(), 0
         while True:
             bits = pending_bits & (ones << bit)
             if not bits:
@@ -156,14 +160,15 @@ class TwoLevelConsumer(Consumer):
             low = bits & -bits
             bit = low.bit_length() - 1
             pending[word] &= ~low  # the ack (clear_evtchn), then the handler
-            if self.received is None and not self.trace and not self.handlers:
-                self.events += 1  # all that handle() would do: skip the call
+            if counting:
+                counted += 1  # all that handle() would do: skip the call
             else:
                 self.handle(cpu, base + bit)
             bit = (bit + 1) % nbits
             dispatched = True
             if bit == 0:
                 break
+        self.events += counted
         if dispatched:  # the next upcall starts after the last port dispatched
             self.current_word_idx[cpu], self.current_bit_idx[cpu] = (word if bit else (word + 1) % nbits), bit
 
@@ -215,6 +220,7 @@ class FifoConsumer(Consumer):
         if cb is None:
             return
         words, heads, pages = cb.words, self.head[cpu], self.pages
+        counting, counted = self.counting_only(), 0
         ready, words[0] = words[0], 0
         while ready:
             low = ready & -ready
@@ -234,8 +240,8 @@ class FifoConsumer(Consumer):
                     ready &= ~low  # that was the tail: the queue looks empty
                 if now & _P_OR_M == P:  # pending, not masked: clear_linked and the ack (clear_evtchn)
                     page[index] = now & _NOT_P  # in one write (nothing runs between), then the handler
-                    if self.received is None and not self.trace and not self.handlers:
-                        self.events += 1  # all that handle() would do: skip the call
+                    if counting:
+                        counted += 1  # all that handle() would do: skip the call
                     else:
                         self.handle(cpu, port)
                 else:
@@ -245,6 +251,7 @@ class FifoConsumer(Consumer):
             if more:
                 ready |= more
                 words[0] = 0
+        self.events += counted
 
     def clear_pending(self, port: Port) -> None:
         """clear_evtchn: the guest clears P in the event word."""
