@@ -58,7 +58,7 @@ class TimelineArtists:
     def changing(self) -> list[Artist]:
         """What differs from one step to the next (a dashboard redraws only these): the cursor.
         A new trace changes the lanes' limits and ticks too, so it redraws everything anyway."""
-        return [self.ax.title, *self.cursors]
+        return list(self.cursors)
 
 
 EVENT_LINES = (("sent", "o", "-"), ("delivered", "s", "-"), ("lost", "^", "--"), ("stray writes", "x", ":"))
@@ -105,14 +105,14 @@ def update_timeline(a: TimelineArtists, trace: Trace, step: int | None = None) -
         _abi_lane(a, trace)
         _calls_lane(a, trace)
         _events_lane(a, trace)
+        params = " ".join(f"{k}={v}" for k, v in trace.params) + _rows_run(trace)
+        a.set.title(a.ax, textwrap.fill(f"{trace.scenario} ({params})", 95) + "\n"
+                    + textwrap.fill(f"outcome: {trace.outcome.summary}", 95), fontsize=TITLE)
         a.trace = trace
     for cursor in a.cursors:
         cursor.set_visible(step is not None)
         cursor.set_x((step if step is not None else 0) - 0.5)
         cursor.set_width(1.0)
-    params = " ".join(f"{k}={v}" for k, v in trace.params) + _rows_run(trace)
-    a.set.title(a.ax, textwrap.fill(f"{trace.scenario} ({params})", 95) + "\n"
-                + textwrap.fill(f"outcome: {trace.outcome.summary}", 95), fontsize=TITLE)
 
 
 def _rows_run(trace: Trace) -> str:
