@@ -34,20 +34,15 @@ from evtsim.abi import (
     EVTCHN_FIFO_LINK_MASK,
     EVTCHN_FIFO_PRIORITY_DEFAULT,
     PAGE_SIZE,
-    EvtchnAllocUnbound,
-    EvtchnBindInterdomain,
-    EvtchnExpandArray,
-    EvtchnInitControl,
     EvtchnSend,
 )
 from evtsim.fifo import B, L, M, P
-from evtsim.guest import Consumer, FifoConsumer, TwoLevelConsumer
+from evtsim.guest import Consumer
 from evtsim.memory import LAYOUT_64, SHINFO_PENDING_OFFSET
-from evtsim.xen import SHARED_INFO_GFN, Domain
+from evtsim.testing import consumer_for, setup_op, to_fifo
+from evtsim.xen import Domain
 
 GUEST_DOMID = 1
-CONTROL_GFN = 0x100  # + vcpu: where control blocks go (as in tests/conftest.py)
-ARRAY_GFN = 0x200  # + page index: where event-array pages go (as in tests/conftest.py)
 SEND = int(EvtchnOp.EVTCHNOP_send)
 
 TARGET_RATIO = 0.5  # engine events/s at least half the inline loop's
@@ -86,49 +81,22 @@ class World:
 # --- building the worlds -------------------------------------------------------------------
 
 
-def hypercall(d: Domain, cmd: EvtchnOp, arg: object) -> object:
-    """Issue ``cmd`` from ``d``; a benchmark set-up step must not fail."""
-    rc = d.evtchn_op(cmd, arg)
-    if rc:
-        raise RuntimeError(f"{cmd.name} from dom{d.domain_id} returned {rc}")
-    return arg
 
 
-def to_fifo(d: Domain, pages: int) -> None:
-    """init_control on every vCPU, then ``pages`` zeroed (unmasked) event-array pages."""
-    for v in d.vcpus:
-        hypercall(d, EvtchnOp.EVTCHNOP_init_control,
-                  EvtchnInitControl(control_gfn=CONTROL_GFN + v.vcpu_id, offset=0, vcpu=v.vcpu_id))
-    for i in range(pages):
-        hypercall(d, EvtchnOp.EVTCHNOP_expand_array, EvtchnExpandArray(array_gfn=ARRAY_GFN + i))
 
 
 def alloc_backend_ports(dom0: Domain, count: int) -> list[int]:
     """dom0's half: ``count`` unbound ports the guest may bind to."""
-    return [hypercall(dom0, EvtchnOp.EVTCHNOP_alloc_unbound,
-                      EvtchnAllocUnbound(dom=0, remote_dom=GUEST_DOMID)).port for _ in range(count)]
+    return [setup_op(dom0, EvtchnOp.EVTCHNOP_alloc_unbound, dom=0, remote_dom=GUEST_DOMID).port
+            for _ in range(count)]
 
 
 def bind_frontend_ports(guest: Domain, backend_ports: list[int]) -> None:
     """The guest's half: bind_interdomain to each backend port (keeps nothing itself)."""
     for port in backend_ports:
-        hypercall(guest, EvtchnOp.EVTCHNOP_bind_interdomain,
-                  EvtchnBindInterdomain(remote_dom=0, remote_port=port))
+        setup_op(guest, EvtchnOp.EVTCHNOP_bind_interdomain, remote_dom=0, remote_port=port)
 
 
-def wire_consumer(guest: Domain) -> Consumer:
-    """The guest's consumer over its own memory, wired as tests/conftest.py does."""
-    if guest.fifo is None:
-        c = TwoLevelConsumer(guest.memory, SHARED_INFO_GFN, guest.shared_info.layout, len(guest.vcpus))
-        for chn in guest.ports.bound():
-            c.bind_to_cpu(chn.port, chn.notify_vcpu_id)
-        return c
-    c = FifoConsumer(guest.memory, SHARED_INFO_GFN, guest.shared_info.layout, len(guest.vcpus))
-    for v in guest.vcpus:
-        c.attach_control_block(v.vcpu_id, guest.memory.frame(CONTROL_GFN + v.vcpu_id), 0)
-    for i in range(len(guest.fifo.pages)):
-        c.add_array_page(guest.memory.frame(ARRAY_GFN + i))
-    return c
 
 
 def build_world(fifo: bool, ports: int, recording: str) -> World:
@@ -138,7 +106,7 @@ def build_world(fifo: bool, ports: int, recording: str) -> World:
     backend = build_backend(xen, fifo, ports)
     guest = build_guest(xen, fifo, ports, backend)
     build_s = time.perf_counter() - start
-    consumer = wire_consumer(guest)
+    consumer = consumer_for(guest)
     consumer.received = None  # no per-port statistics: the inline loop keeps only a total
     drained = consumer.run()  # bind_interdomain left every guest port pending
     if drained != ports:

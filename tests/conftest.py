@@ -1,69 +1,66 @@
-"""Shared helpers for the core tests: short ways to issue hypercalls and wire consumers.
+"""Shared helpers for the core tests: short names for the sub-ops, a domain pair, fixtures.
 
-The real guest kernels arrive with the scenario work; these helpers do by hand what such a
-kernel does (alloc/bind, init_control, expand_array with MASKED pages) so each test can
-state one behaviour in a few lines.
+The hand-wiring itself (``op``, ``to_fifo``, the consumers) lives in ``evtsim.testing``, which
+the benchmarks use too; it is imported here so that tests keep importing it from conftest.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from evtsim import ARG_TYPES, EvtchnOp, Xen
-from evtsim.fifo import M
-from evtsim.guest import FifoConsumer, TwoLevelConsumer
-from evtsim.xen import SHARED_INFO_GFN, Domain
+from evtsim import EvtchnOp, Xen
+from evtsim.testing import ARRAY_GFN, CONTROL_GFN, fifo_consumer, op, setup_op, to_fifo, two_level_consumer
+from evtsim.xen import Domain
 
-CONTROL_GFN = 0x100  # + vcpu: where tests put control blocks
-ARRAY_GFN = 0x200  # + page index: where tests put event-array pages
+__all__ = ["ARRAY_GFN", "B", "CONTROL_GFN", "L", "M", "P", "connect", "fifo_consumer", "op", "shinfo_mask",
+           "shinfo_masked", "shinfo_pending", "to_fifo", "two_level_consumer"]
+
+# The FIFO event word's flag bits as xen/include/public/event_channel.h numbers them (31 PENDING,
+# 30 MASKED, 29 LINKED, 28 BUSY), written out here rather than taken from evtsim.fifo, so that
+# the tests check evtsim's constants instead of trusting them.
+P, M, L, B = 1 << 31, 1 << 30, 1 << 29, 1 << 28
+
+# Short names for the sub-ops, so that a table of hypercalls fits one row to a line.
+ALLOC = EvtchnOp.EVTCHNOP_alloc_unbound
+INTERDOMAIN = EvtchnOp.EVTCHNOP_bind_interdomain
+VIRQ = EvtchnOp.EVTCHNOP_bind_virq
+PIRQ = EvtchnOp.EVTCHNOP_bind_pirq
+IPI = EvtchnOp.EVTCHNOP_bind_ipi
+CLOSE = EvtchnOp.EVTCHNOP_close
+SEND = EvtchnOp.EVTCHNOP_send
+STATUS = EvtchnOp.EVTCHNOP_status
+BIND_VCPU = EvtchnOp.EVTCHNOP_bind_vcpu
+UNMASK = EvtchnOp.EVTCHNOP_unmask
+RESET = EvtchnOp.EVTCHNOP_reset
+RESET_CONT = EvtchnOp.EVTCHNOP_reset_cont
+INIT = EvtchnOp.EVTCHNOP_init_control
+EXPAND = EvtchnOp.EVTCHNOP_expand_array
+PRIO = EvtchnOp.EVTCHNOP_set_priority
 
 
-def op(d: Domain, cmd: EvtchnOp, **fields):
-    """Issue ``cmd`` from ``d`` with an argument struct built from ``fields``: (rc, arg)."""
-    arg = ARG_TYPES[cmd](**fields)
-    return d.evtchn_op(cmd, arg), arg
+def shinfo_pending(d: Domain, port: int) -> bool:
+    """Bit ``port`` of shared_info.evtchn_pending, as a 2-level guest reads it."""
+    bits = d.shared_info.layout.bits_per_word
+    return bool(d.shared_info.evtchn_pending[port // bits] >> (port % bits) & 1)
+
+
+def shinfo_masked(d: Domain, port: int) -> bool:
+    """Bit ``port`` of shared_info.evtchn_mask."""
+    bits = d.shared_info.layout.bits_per_word
+    return bool(d.shared_info.evtchn_mask[port // bits] >> (port % bits) & 1)
+
+
+def shinfo_mask(d: Domain, port: int) -> None:
+    """The 2-level guest masks a port itself (mask_evtchn): sets its bit in evtchn_mask."""
+    bits = d.shared_info.layout.bits_per_word
+    d.shared_info.evtchn_mask[port // bits] |= 1 << (port % bits)
 
 
 def connect(backend: Domain, frontend: Domain) -> tuple[int, int]:
     """An interdomain channel: (backend port, frontend port), as a PV backend/frontend pair do."""
-    rc, alloc = op(backend, EvtchnOp.EVTCHNOP_alloc_unbound, dom=backend.domain_id,
-                   remote_dom=frontend.domain_id)
-    assert rc == 0, rc
-    rc, bind = op(frontend, EvtchnOp.EVTCHNOP_bind_interdomain, remote_dom=backend.domain_id,
-                  remote_port=alloc.port)
-    assert rc == 0, rc
+    alloc = setup_op(backend, ALLOC, dom=backend.domain_id, remote_dom=frontend.domain_id)
+    bind = setup_op(frontend, INTERDOMAIN, remote_dom=backend.domain_id, remote_port=alloc.port)
     return alloc.port, bind.local_port
-
-
-def to_fifo(d: Domain, pages: int = 1, masked: bool = False) -> None:
-    """init_control on every vCPU, then ``pages`` array pages (all MASKED if ``masked``)."""
-    for v in d.vcpus:
-        rc, _ = op(d, EvtchnOp.EVTCHNOP_init_control, control_gfn=CONTROL_GFN + v.vcpu_id, offset=0,
-                   vcpu=v.vcpu_id)
-        assert rc == 0, rc
-    for i in range(pages):
-        if masked:  # Linux's init_array_page: every word starts MASKED
-            d.memory.frame(ARRAY_GFN + i).data[:] = M.to_bytes(4, "little") * 1024
-        rc, _ = op(d, EvtchnOp.EVTCHNOP_expand_array, array_gfn=ARRAY_GFN + i)
-        assert rc == 0, rc
-
-
-def two_level_consumer(d: Domain) -> TwoLevelConsumer:
-    """The guest's 2-level consumer with every bound port routed to its notify vCPU."""
-    c = TwoLevelConsumer(d.memory, SHARED_INFO_GFN, d.shared_info.layout, len(d.vcpus))
-    for chn in d.ports.bound():
-        c.bind_to_cpu(chn.port, chn.notify_vcpu_id)
-    return c
-
-
-def fifo_consumer(d: Domain) -> FifoConsumer:
-    """The guest's FIFO consumer over the control blocks and pages ``to_fifo`` registered."""
-    c = FifoConsumer(d.memory, SHARED_INFO_GFN, d.shared_info.layout, len(d.vcpus))
-    for v in d.vcpus:
-        c.attach_control_block(v.vcpu_id, d.memory.frame(CONTROL_GFN + v.vcpu_id), 0)
-    for i in range(len(d.fifo.pages)):
-        c.add_array_page(d.memory.frame(ARRAY_GFN + i))
-    return c
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ Models evtchn_fifo_init_control and setup_ports (xen/common/event_fifo.c), evtch
 from __future__ import annotations
 
 import pytest
-from conftest import ARRAY_GFN, CONTROL_GFN, op, to_fifo
+from conftest import ARRAY_GFN, CONTROL_GFN, L, M, P, op, shinfo_mask, shinfo_pending, to_fifo
 
 from evtsim import (
     DOMID_SELF,
@@ -33,9 +33,6 @@ from evtsim import (
 )
 from evtsim.memory import ControlBlockView, event_words
 
-P = 1 << 31
-M = 1 << 30
-L = 1 << 29
 Q7 = EVTCHN_FIFO_PRIORITY_DEFAULT
 
 
@@ -70,15 +67,8 @@ def cb(d, vcpu: int = 0) -> ControlBlockView:
     return ControlBlockView(d.memory.frame(CONTROL_GFN + vcpu), 0)
 
 
-def shinfo_pending(d, port: int) -> bool:
-    bits = d.shared_info.layout.bits_per_word
-    return bool(d.shared_info.evtchn_pending[port // bits] >> (port % bits) & 1)
 
 
-def shinfo_mask(d, port: int) -> None:
-    """The 2-level guest sets the port's mask bit in shared_info."""
-    bits = d.shared_info.layout.bits_per_word
-    d.shared_info.evtchn_mask[port // bits] |= 1 << (port % bits)
 
 
 def wipe_fifo_pages(d) -> None:

@@ -19,7 +19,26 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ARRAY_GFN, CONTROL_GFN, op, to_fifo
+from conftest import (
+    ALLOC,
+    ARRAY_GFN,
+    BIND_VCPU,
+    CLOSE,
+    CONTROL_GFN,
+    EXPAND,
+    INIT,
+    INTERDOMAIN,
+    IPI,
+    PIRQ,
+    PRIO,
+    RESET,
+    SEND,
+    STATUS,
+    UNMASK,
+    VIRQ,
+    op,
+    to_fifo,
+)
 from evtsim import (
     ARG_TYPES,
     DOMID_SELF,
@@ -48,20 +67,6 @@ from evtsim.abi import (
 )
 from evtsim.event_channel import NR_PIRQS
 
-ALLOC = EvtchnOp.EVTCHNOP_alloc_unbound
-INTERDOMAIN = EvtchnOp.EVTCHNOP_bind_interdomain
-VIRQ = EvtchnOp.EVTCHNOP_bind_virq
-PIRQ = EvtchnOp.EVTCHNOP_bind_pirq
-IPI = EvtchnOp.EVTCHNOP_bind_ipi
-CLOSE = EvtchnOp.EVTCHNOP_close
-SEND = EvtchnOp.EVTCHNOP_send
-STATUS = EvtchnOp.EVTCHNOP_status
-BIND_VCPU = EvtchnOp.EVTCHNOP_bind_vcpu
-UNMASK = EvtchnOp.EVTCHNOP_unmask
-RESET = EvtchnOp.EVTCHNOP_reset
-INIT = EvtchnOp.EVTCHNOP_init_control
-EXPAND = EvtchnOp.EVTCHNOP_expand_array
-PRIO = EvtchnOp.EVTCHNOP_set_priority
 
 U16, U32, U64 = 1 << 16, 1 << 32, 1 << 64
 BEYOND_RAM = 1 << 18  # Xen.domain_create's default nr_frames: the first gfn that is not RAM

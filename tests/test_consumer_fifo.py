@@ -8,7 +8,7 @@ checks that the consumer reads exactly what Xen wrote.
 
 from __future__ import annotations
 
-from conftest import ARRAY_GFN, CONTROL_GFN, connect, fifo_consumer, op, to_fifo
+from conftest import ARRAY_GFN, CONTROL_GFN, L, M, P, connect, fifo_consumer, op, to_fifo
 
 from evtsim import (
     EVTCHN_FIFO_LINK_MASK,
@@ -21,9 +21,6 @@ from evtsim import (
 )
 from evtsim.memory import ControlBlockView, event_words
 
-P = 1 << 31
-M = 1 << 30
-L = 1 << 29
 Q7 = EVTCHN_FIFO_PRIORITY_DEFAULT
 
 

@@ -10,7 +10,7 @@ guest memory.
 
 from __future__ import annotations
 
-from conftest import connect, op, two_level_consumer
+from conftest import connect, op, shinfo_mask, shinfo_pending, two_level_consumer
 
 from evtsim import EVTCHNOP_bind_ipi, EVTCHNOP_bind_virq, EVTCHNOP_send, VIRQ_TIMER
 
@@ -30,15 +30,8 @@ def send(d, port: int) -> None:
     assert rc == 0, rc
 
 
-def pending(d, port: int) -> bool:
-    bits = d.shared_info.layout.bits_per_word
-    return bool(d.shared_info.evtchn_pending[port // bits] >> (port % bits) & 1)
 
 
-def mask(d, port: int) -> None:
-    """The guest masks a port in its shared_info (mask_evtchn)."""
-    bits = d.shared_info.layout.bits_per_word
-    d.shared_info.evtchn_mask[port // bits] |= 1 << (port % bits)
 
 
 def traced(c):
@@ -76,10 +69,10 @@ def test_ack_clears_the_pending_bit_before_the_handler_runs(xen, guest):
     dom0_port, port = connect(xen.dom0, guest)
     c = two_level_consumer(guest)
     seen = []
-    c.handlers[port] = lambda cpu, p: seen.append(pending(guest, p))
+    c.handlers[port] = lambda cpu, p: seen.append(shinfo_pending(guest, p))
     c.run()
     assert seen == [False]
-    assert not pending(guest, port)
+    assert not shinfo_pending(guest, port)
 
 
 def test_no_upcall_pending_means_nothing_runs(guest):
@@ -88,20 +81,20 @@ def test_no_upcall_pending_means_nothing_runs(guest):
     c = two_level_consumer(guest)
     guest.shared_info.evtchn_pending[0] |= 1 << port  # pending, but Xen raised no upcall
     assert c.run() == 0
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
 
 
 def test_masked_port_is_not_dispatched(guest):
     """Models active_evtchns (events_2l.c): pending AND bound to this CPU AND NOT masked."""
     live, muted = ipis(guest, 2)  # same word
     c = traced(two_level_consumer(guest))
-    mask(guest, muted)
+    shinfo_mask(guest, muted)
     send(guest, muted)  # masked: Xen sets only the pending bit
     send(guest, live)  # this one raises the upcall that scans the shared word
     assert c.run() == 1
     assert order(c) == [live]
     assert muted not in c.received
-    assert pending(guest, muted)  # never acked
+    assert shinfo_pending(guest, muted)  # never acked
 
 
 def test_port_bound_to_another_cpu_is_not_scanned_by_this_cpu(guest):
@@ -116,7 +109,7 @@ def test_port_bound_to_another_cpu_is_not_scanned_by_this_cpu(guest):
     send(guest, mine)
     assert c.run() == 1
     assert c.dispatched == [(0, mine)]
-    assert pending(guest, other)
+    assert shinfo_pending(guest, other)
     guest.vcpus[1].vcpu_info.bytes[1] = 0
     assert c.run() == 1
     assert c.dispatched == [(0, mine), (1, other)]
@@ -201,7 +194,7 @@ def test_start_word_is_scanned_twice_so_ports_below_the_cursor_run_in_the_same_u
     assert c.run() == 2
     assert order(c) == [66, 65]
     assert guest.vcpus[0].upcalls == upcalls  # one upcall did both: no second one was raised
-    assert not pending(guest, 65) and not pending(guest, 66)
+    assert not shinfo_pending(guest, 65) and not shinfo_pending(guest, 66)
     assert guest.vcpus[0].vcpu_info.evtchn_pending_sel == 0
 
 
@@ -235,7 +228,7 @@ def test_upcall_mask_blocks_the_upcall_until_cleared(guest):
     send(guest, port)
     assert c.run() == 0
     assert calls == []
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
     assert guest.vcpus[0].vcpu_info.evtchn_upcall_pending == 1
     guest.shared_info.frame.data[1] = 0
     assert c.run() == 1

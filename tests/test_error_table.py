@@ -38,24 +38,28 @@ from evtsim import (
 from evtsim.abi import EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES, NR_VIRQS, PAGE_SIZE
 from evtsim.event_channel import NR_PIRQS
 
-from conftest import ARRAY_GFN, CONTROL_GFN, op, to_fifo
+from conftest import (
+    ALLOC,
+    ARRAY_GFN,
+    BIND_VCPU,
+    CLOSE,
+    CONTROL_GFN,
+    EXPAND,
+    INIT,
+    INTERDOMAIN,
+    IPI,
+    PIRQ,
+    PRIO,
+    RESET,
+    RESET_CONT,
+    SEND,
+    STATUS,
+    UNMASK,
+    VIRQ,
+    op,
+    to_fifo,
+)
 
-# Short names for the sub-ops so that every row fits on one line.
-ALLOC = EvtchnOp.EVTCHNOP_alloc_unbound
-INTERDOMAIN = EvtchnOp.EVTCHNOP_bind_interdomain
-VIRQ = EvtchnOp.EVTCHNOP_bind_virq
-PIRQ = EvtchnOp.EVTCHNOP_bind_pirq
-IPI = EvtchnOp.EVTCHNOP_bind_ipi
-CLOSE = EvtchnOp.EVTCHNOP_close
-SEND = EvtchnOp.EVTCHNOP_send
-STATUS = EvtchnOp.EVTCHNOP_status
-BIND_VCPU = EvtchnOp.EVTCHNOP_bind_vcpu
-UNMASK = EvtchnOp.EVTCHNOP_unmask
-RESET = EvtchnOp.EVTCHNOP_reset
-RESET_CONT = EvtchnOp.EVTCHNOP_reset_cont
-INIT = EvtchnOp.EVTCHNOP_init_control
-EXPAND = EvtchnOp.EVTCHNOP_expand_array
-PRIO = EvtchnOp.EVTCHNOP_set_priority
 
 OK = 0
 EPERM, ENOENT, ESRCH = -Errno.EPERM, -Errno.ENOENT, -Errno.ESRCH

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from conftest import ARRAY_GFN, CONTROL_GFN, connect, op, to_fifo
+from conftest import ARRAY_GFN, B, CONTROL_GFN, L, M, P, connect, op, to_fifo
 
 from evtsim import (
     DOMID_SELF,
@@ -40,10 +40,6 @@ from evtsim import (
 )
 from evtsim.memory import ControlBlockView, event_words
 
-P = 1 << 31
-M = 1 << 30
-L = 1 << 29
-B = 1 << 28
 Q7 = EVTCHN_FIFO_PRIORITY_DEFAULT
 
 

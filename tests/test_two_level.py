@@ -8,7 +8,7 @@ engine's private state.
 
 from __future__ import annotations
 
-from conftest import connect, op
+from conftest import connect, op, shinfo_mask, shinfo_masked, shinfo_pending
 
 from evtsim import (
     EVTCHNOP_alloc_unbound,
@@ -31,21 +31,10 @@ BITS_32 = 32  # ... and for a 32-bit (compat) guest
 # --- small guest-side helpers ---------------------------------------------------------------
 
 
-def pending(d, port: int) -> bool:
-    """Bit ``port`` of shared_info.evtchn_pending, as the guest reads it."""
-    bits = d.shared_info.layout.bits_per_word
-    return bool(d.shared_info.evtchn_pending[port // bits] >> (port % bits) & 1)
 
 
-def mask(d, port: int) -> None:
-    """The guest sets the port's bit in shared_info.evtchn_mask (mask_evtchn)."""
-    bits = d.shared_info.layout.bits_per_word
-    d.shared_info.evtchn_mask[port // bits] |= 1 << (port % bits)
 
 
-def masked(d, port: int) -> bool:
-    bits = d.shared_info.layout.bits_per_word
-    return bool(d.shared_info.evtchn_mask[port // bits] >> (port % bits) & 1)
 
 
 def guest_clear_pending(d, port: int) -> None:
@@ -120,7 +109,7 @@ def test_already_pending_port_sets_no_selector_and_no_upcall(guest):
     send(guest, port)
     guest_consume_selector(v0)  # the guest took the upcall but has not acked the port yet
     assert send(guest, port) == 0
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
     assert sel(v0) == 0
     assert upcall_pending(v0) == 0
     assert v0.upcalls == 1
@@ -130,9 +119,9 @@ def test_masked_port_sets_only_pending_bit(guest):
     """Models evtchn_2l_set_pending: a masked port gets its pending bit and nothing else."""
     port = ipi(guest)
     v0 = guest.vcpus[0]
-    mask(guest, port)
+    shinfo_mask(guest, port)
     assert send(guest, port) == 0
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
     assert sel(v0) == 0
     assert upcall_pending(v0) == 0
     assert v0.upcalls == 0
@@ -145,7 +134,7 @@ def test_second_port_in_a_selected_word_raises_no_new_upcall(guest):
     send(guest, a)
     v0.vcpu_info.bytes[0] = 0  # guest clears upcall_pending but has not taken the selector yet
     send(guest, b)
-    assert pending(guest, a) and pending(guest, b)
+    assert shinfo_pending(guest, a) and shinfo_pending(guest, b)
     assert sel(v0) == 1 << 0
     assert upcall_pending(v0) == 0  # selector bit was already set: no vcpu_mark_events_pending
     assert v0.upcalls == 1
@@ -184,11 +173,11 @@ def test_unmask_of_masked_pending_port_delivers_to_its_notify_vcpu(guest):
     """Models evtchn_2l_unmask: masked and pending -> selector bit and upcall on the notify vCPU."""
     port = ipi(guest, vcpu=1)
     v0, v1 = guest.vcpus
-    mask(guest, port)
+    shinfo_mask(guest, port)
     send(guest, port)
     assert v1.upcalls == 0
     assert unmask(guest, port) == 0
-    assert not masked(guest, port)
+    assert not shinfo_masked(guest, port)
     assert sel(v1) == 1 << 0
     assert upcall_pending(v1) == 1
     assert v1.upcalls == 1
@@ -199,10 +188,10 @@ def test_unmask_of_masked_idle_port_only_clears_the_mask(guest):
     """Models evtchn_2l_unmask: no pending bit, nothing to deliver."""
     port = ipi(guest)
     v0 = guest.vcpus[0]
-    mask(guest, port)
+    shinfo_mask(guest, port)
     assert unmask(guest, port) == 0
-    assert not masked(guest, port)
-    assert not pending(guest, port)
+    assert not shinfo_masked(guest, port)
+    assert not shinfo_pending(guest, port)
     assert sel(v0) == 0 and upcall_pending(v0) == 0 and v0.upcalls == 0
 
 
@@ -213,7 +202,7 @@ def test_unmask_of_unmasked_pending_port_does_nothing(guest):
     send(guest, port)
     guest_consume_selector(v0)  # pending bit stays set, the port was never masked
     assert unmask(guest, port) == 0
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
     assert sel(v0) == 0
     assert upcall_pending(v0) == 0
     assert v0.upcalls == 1
@@ -225,7 +214,7 @@ def test_unmask_follows_a_rebind_to_the_new_notify_vcpu(guest, xen):
     _, port = connect(xen.dom0, guest)  # bind_interdomain leaves it pending, selected on vCPU 0
     v0, v1 = guest.vcpus
     guest_consume_selector(v0)
-    mask(guest, port)
+    shinfo_mask(guest, port)
     rc, _ = op(guest, EVTCHNOP_bind_vcpu, port=port, vcpu=1)
     assert rc == 0
     assert unmask(guest, port) == 0
@@ -242,7 +231,7 @@ def test_ipi_send_sets_pending_on_senders_own_port_at_its_vcpu(guest):
     port = ipi(guest, vcpu=1)
     v0, v1 = guest.vcpus
     assert send(guest, port) == 0
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
     assert sel(v1) == 1 << (port // BITS)
     assert upcall_pending(v1) == 1 and v1.upcalls == 1
     assert sel(v0) == 0 and upcall_pending(v0) == 0 and v0.upcalls == 0
@@ -256,7 +245,7 @@ def test_interdomain_send_lands_in_the_selector_of_the_peers_notify_vcpu(guest, 
     assert rc == 0
     guest_clear_pending(guest, port)
     assert send(xen.dom0, dom0_port) == 0
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
     assert sel(v1) == 1 << (port // BITS)
     assert v1.upcalls == 1
 
@@ -285,7 +274,7 @@ def test_virq_timer_lands_on_the_vcpu_it_was_bound_on(guest, xen):
     assert rc == 0
     v0, v1 = guest.vcpus
     xen.send_guest_vcpu_virq(v1, VIRQ_TIMER)
-    assert pending(guest, arg.port)
+    assert shinfo_pending(guest, arg.port)
     assert sel(v1) == 1 << (arg.port // BITS)
     assert upcall_pending(v1) == 1 and v1.upcalls == 1
     assert sel(v0) == 0 and v0.upcalls == 0
@@ -308,7 +297,7 @@ def test_bind_interdomain_marks_the_new_local_port_pending(guest, xen):
     notifications the peer sent while it was unbound."""
     _, port = connect(xen.dom0, guest)
     v0 = guest.vcpus[0]
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
     assert sel(v0) == 1 << (port // BITS)
     assert upcall_pending(v0) == 1 and v0.upcalls == 1
 
@@ -320,7 +309,7 @@ def test_bind_interdomain_on_a_masked_port_sets_only_pending(guest, xen):
         guest.shared_info.evtchn_mask[word] = (1 << BITS) - 1
     _, port = connect(xen.dom0, guest)
     v0 = guest.vcpus[0]
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
     assert sel(v0) == 0 and upcall_pending(v0) == 0 and v0.upcalls == 0
     assert unmask(guest, port) == 0
     assert sel(v0) == 1 << (port // BITS) and v0.upcalls == 1
@@ -334,7 +323,7 @@ def test_peer_notification_before_bind_is_dropped_but_bind_makes_up_for_it(guest
     assert not any(guest.shared_info.evtchn_pending)
     assert not any(xen.dom0.shared_info.evtchn_pending)
     _, port = connect_to(guest, xen.dom0, alloc.port)
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
 
 
 def test_send_to_unbound_port_returns_zero_and_sets_nothing(guest):
@@ -353,22 +342,22 @@ def test_send_to_unbound_port_returns_zero_and_sets_nothing(guest):
 def test_close_clears_the_pending_bit(guest, xen):
     """Models evtchn_close -> free_evtchn -> evtchn_2l_clear_pending."""
     _, port = connect(xen.dom0, guest)
-    assert pending(guest, port)
+    assert shinfo_pending(guest, port)
     rc, _ = op(guest, EVTCHNOP_close, port=port)
     assert rc == 0
-    assert not pending(guest, port)
+    assert not shinfo_pending(guest, port)
 
 
 def test_close_of_a_masked_pending_port_clears_pending_but_leaves_the_mask(guest):
     """Models evtchn_2l_clear_pending: only the pending bit is cleared; the mask is the
     guest's and stays."""
     port = ipi(guest)
-    mask(guest, port)
+    shinfo_mask(guest, port)
     send(guest, port)
     rc, _ = op(guest, EVTCHNOP_close, port=port)
     assert rc == 0
-    assert not pending(guest, port)
-    assert masked(guest, port)
+    assert not shinfo_pending(guest, port)
+    assert shinfo_masked(guest, port)
 
 
 # --- ABI limits and the missing set_priority hook --------------------------------------------
