@@ -12,7 +12,7 @@ from evtsim import EvtchnOp, Xen
 from evtsim.testing import ARRAY_GFN, CONTROL_GFN, fifo_consumer, op, setup_op, to_fifo, two_level_consumer
 from evtsim.xen import Domain
 
-__all__ = ["ARRAY_GFN", "B", "CONTROL_GFN", "L", "M", "P", "connect", "fifo_consumer", "op", "shinfo_mask",
+__all__ = ["ARRAY_GFN", "B", "CONTROL_GFN", "L", "M", "P", "connect", "fifo_consumer", "ipi", "op", "send", "shinfo_mask",
            "shinfo_masked", "shinfo_pending", "to_fifo", "two_level_consumer"]
 
 # The FIFO event word's flag bits as xen/include/public/event_channel.h numbers them (31 PENDING,
@@ -54,6 +54,19 @@ def shinfo_mask(d: Domain, port: int) -> None:
     """The 2-level guest masks a port itself (mask_evtchn): sets its bit in evtchn_mask."""
     bits = d.shared_info.layout.bits_per_word
     d.shared_info.evtchn_mask[port // bits] |= 1 << (port % bits)
+
+
+def ipi(d: Domain, vcpu: int = 0, priority: int | None = None) -> int:
+    """A new IPI port on ``vcpu`` (moved to ``priority``'s queue if given): its number."""
+    port = setup_op(d, EvtchnOp.EVTCHNOP_bind_ipi, vcpu=vcpu).port
+    if priority is not None:
+        setup_op(d, EvtchnOp.EVTCHNOP_set_priority, port=port, priority=priority)
+    return port
+
+
+def send(d: Domain, port: int) -> None:
+    """EVTCHNOP_send on ``port``, which must succeed."""
+    setup_op(d, SEND, port=port)
 
 
 def connect(backend: Domain, frontend: Domain) -> tuple[int, int]:

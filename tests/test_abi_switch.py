@@ -9,7 +9,7 @@ Models evtchn_fifo_init_control and setup_ports (xen/common/event_fifo.c), evtch
 from __future__ import annotations
 
 import pytest
-from conftest import ARRAY_GFN, CONTROL_GFN, L, M, P, op, shinfo_mask, shinfo_pending, to_fifo
+from conftest import ARRAY_GFN, CONTROL_GFN, L, M, P, ipi, op, send, shinfo_mask, shinfo_pending, to_fifo
 
 from evtsim import (
     DOMID_SELF,
@@ -21,7 +21,6 @@ from evtsim import (
     EVTCHNOP_init_control,
     EVTCHNOP_reset,
     EVTCHNOP_reset_cont,
-    EVTCHNOP_send,
     EVTCHNOP_set_priority,
     EVTCHNOP_status,
     EVTCHNSTAT_closed,
@@ -42,14 +41,8 @@ def init_control(d, vcpu: int = 0, gfn: int | None = None, offset: int = 0):
               offset=offset, vcpu=vcpu)
 
 
-def ipi(d, vcpu: int = 0) -> int:
-    rc, arg = op(d, EVTCHNOP_bind_ipi, vcpu=vcpu)
-    assert rc == 0, rc
-    return arg.port
 
 
-def send(d, port: int) -> None:
-    assert op(d, EVTCHNOP_send, port=port)[0] == 0
 
 
 def status(d, port: int) -> int:

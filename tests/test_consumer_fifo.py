@@ -8,15 +8,12 @@ checks that the consumer reads exactly what Xen wrote.
 
 from __future__ import annotations
 
-from conftest import ARRAY_GFN, CONTROL_GFN, L, M, P, connect, fifo_consumer, op, to_fifo
+from conftest import ARRAY_GFN, CONTROL_GFN, L, M, P, connect, fifo_consumer, ipi, op, send, to_fifo
 
 from evtsim import (
     EVTCHN_FIFO_LINK_MASK,
     EVTCHN_FIFO_PRIORITY_DEFAULT,
-    EVTCHNOP_bind_ipi,
     EVTCHNOP_close,
-    EVTCHNOP_send,
-    EVTCHNOP_set_priority,
     Xen,
 )
 from evtsim.memory import ControlBlockView, event_words
@@ -24,16 +21,8 @@ from evtsim.memory import ControlBlockView, event_words
 Q7 = EVTCHN_FIFO_PRIORITY_DEFAULT
 
 
-def ipi(d, vcpu: int = 0, priority: int = Q7) -> int:
-    rc, arg = op(d, EVTCHNOP_bind_ipi, vcpu=vcpu)
-    assert rc == 0, rc
-    if priority != Q7:
-        assert op(d, EVTCHNOP_set_priority, port=arg.port, priority=priority)[0] == 0
-    return arg.port
 
 
-def send(d, port: int) -> None:
-    assert op(d, EVTCHNOP_send, port=port)[0] == 0
 
 
 def word(d, port: int) -> int:

@@ -10,9 +10,9 @@ guest memory.
 
 from __future__ import annotations
 
-from conftest import connect, op, shinfo_mask, shinfo_pending, two_level_consumer
+from conftest import connect, op, send, shinfo_mask, shinfo_pending, two_level_consumer
 
-from evtsim import EVTCHNOP_bind_ipi, EVTCHNOP_bind_virq, EVTCHNOP_send, VIRQ_TIMER
+from evtsim import EVTCHNOP_bind_ipi, EVTCHNOP_bind_virq, VIRQ_TIMER
 
 
 def ipis(d, count: int, vcpu: int = 0) -> list[int]:
@@ -25,9 +25,6 @@ def ipis(d, count: int, vcpu: int = 0) -> list[int]:
     return ports
 
 
-def send(d, port: int) -> None:
-    rc, _ = op(d, EVTCHNOP_send, port=port)
-    assert rc == 0, rc
 
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from conftest import ARRAY_GFN, B, CONTROL_GFN, L, M, P, connect, op, to_fifo
+from conftest import ARRAY_GFN, B, CONTROL_GFN, L, M, P, connect, ipi, op, send, to_fifo
 
 from evtsim import (
     DOMID_SELF,
@@ -26,13 +26,11 @@ from evtsim import (
     EVTCHN_FIFO_PENDING,
     EVTCHN_FIFO_PRIORITY_DEFAULT,
     EVTCHNOP_alloc_unbound,
-    EVTCHNOP_bind_ipi,
     EVTCHNOP_bind_vcpu,
     EVTCHNOP_close,
     EVTCHNOP_expand_array,
     EVTCHNOP_init_control,
     EVTCHNOP_reset,
-    EVTCHNOP_send,
     EVTCHNOP_set_priority,
     EVTCHNOP_unmask,
     Errno,
@@ -76,14 +74,8 @@ def tail(d, priority: int = Q7, vcpu: int = 0) -> int:
     return d.fifo.vcpus[vcpu].queues[priority].tail
 
 
-def ipi(d, vcpu: int = 0) -> int:
-    rc, arg = op(d, EVTCHNOP_bind_ipi, vcpu=vcpu)
-    assert rc == 0, rc
-    return arg.port
 
 
-def send(d, port: int) -> None:
-    assert op(d, EVTCHNOP_send, port=port)[0] == 0
 
 
 def set_priority(d, port: int, priority: int) -> int:

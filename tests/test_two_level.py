@@ -8,12 +8,11 @@ engine's private state.
 
 from __future__ import annotations
 
-from conftest import connect, op, shinfo_mask, shinfo_masked, shinfo_pending
+from conftest import connect, ipi, op, shinfo_mask, shinfo_masked, shinfo_pending
 
 from evtsim import (
     EVTCHNOP_alloc_unbound,
     EVTCHNOP_bind_interdomain,
-    EVTCHNOP_bind_ipi,
     EVTCHNOP_bind_vcpu,
     EVTCHNOP_bind_virq,
     EVTCHNOP_close,
@@ -49,10 +48,6 @@ def guest_consume_selector(v) -> None:
     v.vcpu_info.sel[0] = 0
 
 
-def ipi(d, vcpu: int = 0) -> int:
-    rc, arg = op(d, EVTCHNOP_bind_ipi, vcpu=vcpu)
-    assert rc == 0, rc
-    return arg.port
 
 
 def ipis(d, count: int, vcpu: int = 0) -> list[int]:
