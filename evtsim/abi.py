@@ -9,7 +9,7 @@ Nothing here has behaviour; it is the vocabulary the rest of evtsim speaks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 
 Port = int
 Gfn = int
@@ -115,6 +115,16 @@ class EvtchnStat(IntEnum):
     EVTCHNSTAT_pirq = 3
     EVTCHNSTAT_virq = 4
     EVTCHNSTAT_ipi = 5
+
+
+class Abi(StrEnum):
+    """Which event-channel ABI a domain (Xen's ``evtchn_port_ops``) or a kernel uses.
+
+    A ``str``, so traces and snapshots hold the plain names "2-level" and "fifo".
+    """
+
+    TWO_LEVEL = "2-level"  # evtchn_port_ops_2l (xen/common/event_2l.c), events_2l.c in Linux
+    FIFO = "fifo"  # evtchn_port_ops_fifo (xen/common/event_fifo.c), events_fifo.c in Linux
 
 
 class ECS(IntEnum):

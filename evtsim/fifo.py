@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .abi import (
     EVTCHN_FIFO_BUSY,
+    Abi,
     EVTCHN_FIFO_EVENT_WORDS_PER_PAGE,
     EVTCHN_FIFO_LINK_MASK,
     EVTCHN_FIFO_LINKED,
@@ -67,7 +68,7 @@ class Fifo:
     ("lost event" warnings in Xen's log).
     """
 
-    abi = "fifo"
+    abi = Abi.FIFO
 
     def __init__(self, d: Domain) -> None:
         self.d = d

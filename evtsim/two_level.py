@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .abi import Port
+from .abi import Abi, Port
 from .memory import SHINFO_PENDING_OFFSET, Structure
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class TwoLevel:
     for a compat one (BITS_PER_EVTCHN_WORD).
     """
 
-    abi = "2-level"
+    abi = Abi.TWO_LEVEL
     set_priority = None  # no hook: EVTCHNOP_set_priority returns -ENOSYS
 
     def __init__(self, d: Domain) -> None:

@@ -17,6 +17,7 @@ from .abi import (
     XEN_DOMCTL_CDF_BASE,
     XEN_DOMCTL_CDF_hvm,
     XEN_LEGACY_MAX_VCPUS,
+    Abi,
     DomId,
     Errno,
     Gfn,
@@ -106,8 +107,8 @@ class Domain:
         return f"<Domain {self.domain_id} {self.abi} vcpus={len(self.vcpus)}>"
 
     @property
-    def abi(self) -> str:
-        """"2-level" or "fifo": which engine Xen uses for this domain now."""
+    def abi(self) -> Abi:
+        """Abi.TWO_LEVEL or Abi.FIFO: which engine Xen uses for this domain now."""
         return self.port_ops.abi
 
     @property

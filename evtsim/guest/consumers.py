@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable
 
-from ..abi import EVTCHN_FIFO_LINK_MASK, EVTCHN_FIFO_MAX_QUEUES, Gfn, Port
+from ..abi import EVTCHN_FIFO_LINK_MASK, Abi, EVTCHN_FIFO_MAX_QUEUES, Gfn, Port
 from ..fifo import L, M, P
 from ..memory import (
     VCPU_INFO_SIZE,
@@ -40,7 +40,7 @@ class Consumer(ABC):
     like an IRQ handler. The shared_info and vcpu_info frames are the guest's own view.
     """
 
-    abi = ""
+    abi: Abi
 
     def __init__(self, memory: GuestMemory, shared_info_gfn: Gfn, layout: SharedInfoLayout, nr_cpus: int) -> None:
         frame = memory.frame(shared_info_gfn)
@@ -102,7 +102,7 @@ class Consumer(ABC):
 class TwoLevelConsumer(Consumer):
     """evtchn_2l_handle_events with Linux's per-CPU bound-port mask and fairness cursor."""
 
-    abi = "2-level"
+    abi = Abi.TWO_LEVEL
 
     def __init__(self, memory: GuestMemory, shared_info_gfn: Gfn, layout: SharedInfoLayout, nr_cpus: int) -> None:
         super().__init__(memory, shared_info_gfn, layout, nr_cpus)
@@ -186,7 +186,7 @@ class FifoConsumer(Consumer):
     point outside the guest's array: in Linux that is a wild read.
     """
 
-    abi = "fifo"
+    abi = Abi.FIFO
 
     def __init__(self, memory: GuestMemory, shared_info_gfn: Gfn, layout: SharedInfoLayout, nr_cpus: int) -> None:
         super().__init__(memory, shared_info_gfn, layout, nr_cpus)

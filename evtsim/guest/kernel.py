@@ -29,6 +29,7 @@ from ..abi import (
     EVTCHNOP_unmask,
     EVTCHNSTAT_virq,
     VIRQ_TIMER,
+    Abi,
     DomId,
     Errno,
     EvtchnAllocUnbound,
@@ -107,7 +108,7 @@ class Kernel:
                  pages_gfn: Gfn = KERNEL_PAGES_GFN) -> None:
         self.name = name
         self.config = config
-        self.abi: str | None = None
+        self.abi: Abi | None = None
         self.crashed: str | None = None
         self.channels: dict[str, Channel] = {}
         self.received: Counter[str] = Counter()
@@ -153,11 +154,11 @@ class Kernel:
 
     def boot(self) -> None:
         """xen_init_IRQ and CPU bring-up: choose the ABI, then set up every CPU."""
-        abi = "2-level"
+        abi = Abi.TWO_LEVEL
         if self.config.fifo_events:
             rc = self._init_control(0)
             if rc == 0:
-                abi = "fifo"
+                abi = Abi.FIFO
             elif not self.config.fallback.falls_back(rc):
                 self.panic(f"EVTCHNOP_init_control failed with {errno_name(rc)} and fallback is "
                            f"'{self.config.fallback.value}'")
@@ -168,7 +169,7 @@ class Kernel:
             self.log("xen_init_IRQ: xen.fifo_events=0, using 2-level")
         self.abi = abi
         self._build_consumer()
-        if self.abi == "2-level":
+        if self.abi is Abi.TWO_LEVEL:
             self._mask_all_2l()
         self.online_cpus = [0]
         for cpu in range(1, self.nr_cpus):
@@ -188,16 +189,16 @@ class Kernel:
 
     def _bring_up(self, cpu: int) -> None:
         """xen_evtchn_cpu_prepare: a FIFO CPU needs its own control block or stays offline."""
-        if self.abi == "fifo" and self._init_control(cpu) < 0:
+        if self.abi is Abi.FIFO and self._init_control(cpu) < 0:
             self.log(f"cpu{cpu}: init_control failed, CPU not brought up")
             return
         self.online_cpus.append(cpu)
 
     def _build_consumer(self) -> None:
-        cls = FifoConsumer if self.abi == "fifo" else TwoLevelConsumer
+        cls = FifoConsumer if self.abi is Abi.FIFO else TwoLevelConsumer
         memory, layout = self.domain.memory, self.domain.shared_info.layout
         self.consumer = cls(memory, SHARED_INFO_GFN, layout, self.nr_cpus)
-        if self.abi == "fifo":
+        if self.abi is Abi.FIFO:
             for cpu, gfn in self.control_gfns.items():
                 self.consumer.attach_control_block(cpu, memory.frame(gfn), 0)
             for gfn in self.array_gfns:
@@ -236,7 +237,7 @@ class Kernel:
             self.panic(f"bind_virq(VIRQ_TIMER, cpu{cpu}) failed: {errno_name(rc)}")
             return
         self.bind_evtchn(f"timer{cpu}", port, cpu)
-        if self.abi == "fifo" and not self.crashed:  # xen_setup_timer asks for the highest priority
+        if self.abi is Abi.FIFO and not self.crashed:  # xen_setup_timer asks for the highest priority
             self.hypercall(EVTCHNOP_set_priority, EvtchnSetPriority(port=port, priority=XEN_IRQ_PRIORITY_MAX))
 
     def _find_virq(self, virq: int, cpu: int) -> Port:
@@ -283,7 +284,7 @@ class Kernel:
         if owner is not None:
             self.log(f"bind_evtchn_to_irq({name}): port {port} is already {owner}'s")
             return
-        if self.abi == "fifo" and not self._fifo_setup(port):
+        if self.abi is Abi.FIFO and not self._fifo_setup(port):
             return
         channel = self.channels[name] = Channel(name, port, cpu)
         self._route(channel)
@@ -318,7 +319,7 @@ class Kernel:
 
     def unmask(self, port: Port) -> None:
         """unmask_evtchn for this kernel's ABI (it runs on cpu 0)."""
-        if self.abi == "fifo":
+        if self.abi is Abi.FIFO:
             self._fifo_unmask(port)
         else:
             self._2l_unmask(port)
@@ -373,7 +374,7 @@ class Kernel:
         self.attach(domain)
         old = self.channels
         self.channels = {}
-        if self.abi == "fifo":
+        if self.abi is Abi.FIFO:
             self.array_gfns = []
             self._build_consumer()
             for cpu in self.online_cpus:

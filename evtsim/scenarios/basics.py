@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..abi import EVTCHNOP_bind_vcpu, EVTCHNOP_set_priority, EvtchnBindVcpu, EvtchnSetPriority
+from ..abi import EVTCHNOP_bind_vcpu, EVTCHNOP_set_priority, Abi, EvtchnBindVcpu, EvtchnSetPriority
 from ..fifo import M
 from ..guest.kernel import KernelConfig
 from ..scenario import Shown, Step, World, run
@@ -83,7 +83,7 @@ def _mask(shown: Shown, channel: str) -> None:
     """mask_evtchn: the guest sets the mask bit (2-level) or M (FIFO) itself, no hypercall."""
     kernel = shown.kernel
     port = kernel.channels[channel].port
-    if kernel.abi == "fifo":
+    if kernel.abi is Abi.FIFO:
         page, index = kernel.consumer.word_index(port)
         page[index] |= M
     else:
