@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import importlib.util
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -68,6 +69,7 @@ def jupyter_home(root: Path) -> dict[str, str]:
             "JUPYTERLAB_SETTINGS_DIR": "settings", "JUPYTERLAB_WORKSPACES_DIR": "workspaces"}
     env = {**os.environ, **{var: str(root / sub) for var, sub in dirs.items()}}
     env.pop("MPLBACKEND", None)  # kernels inherit it, and Agg makes inline figures vanish
+    env.pop("JUPYTER_TOKEN", None)  # the servers print a fresh token, which the tests read
     news = root / "settings" / NEWS_SETTINGS[0]
     news.parent.mkdir(parents=True, exist_ok=True)
     news.write_text(NEWS_SETTINGS[1])
@@ -82,15 +84,19 @@ def copy_notebooks(source: Path, dest: Path) -> Path:
     return dest
 
 
+#: The URL a server prints for its user to open, token included (JupyterLab's and Voila's log line).
+PRINTED_URL = re.compile(r"http://127\.0\.0\.1:(\d+)/\S*?[?&]token=(\w+)")
+
+
 @dataclass
 class Server:
-    """A JupyterLab or Voila server: port, token ('' for none), log, readiness probe, and process."""
+    """A JupyterLab or Voila server: port, token, log, how to tell it is up, and its process."""
 
     port: int
     token: str
     log: Path
     probe: str = "/api/status"  # answers 200 once the server is up
-    any_answer: bool = False  # Voila: any HTTP status from probe means it listens
+    url_in_log: bool = False  # Voila: up once it prints its URL, which gives the port and token
     proc: subprocess.Popen | None = None  # set by serve()
 
     @property
@@ -103,22 +109,63 @@ class Server:
             return f"{self.base}{path}"
         return f"{self.base}{path}{'&' if '?' in path else '?'}token={self.token}"
 
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
     def log_tail(self, lines: int = 40) -> str:
         """The end of the server's output, to explain a failure."""
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def answers(self) -> bool:
-        """Whether the readiness probe gets the answer that means the server is up."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            connection.request("GET", self.url(self.probe)[len(self.base):])
-            status = connection.getresponse().status
-        except OSError:
-            return False
-        finally:
-            connection.close()
-        return self.any_answer or status == 200
+        """Whether the server is up: its probe answers 200, or it printed the URL to open."""
+        if self.url_in_log:
+            printed = PRINTED_URL.search(self.log_text())
+            if printed:
+                self.port, self.token = int(printed[1]), printed[2]
+            return printed is not None
+        return status(self, self.probe) == 200
+
+    def kernels(self) -> list[int]:
+        """The process ids of the kernels this server runs now (its ipykernel descendants)."""
+        return [pid for pid in descendants(self.proc.pid) if b"ipykernel" in cmdline(pid)]
+
+
+def status(server: Server, path: str, method: str = "GET", token: bool = True) -> int | None:
+    """The HTTP status of one request to the server (with its token unless told not to), or None."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        connection.request(method, server.url(path)[len(server.base):] if token else path)
+        return connection.getresponse().status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process started by ``pid``, directly or not (Linux /proc; kernels have their own session)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # it exited meanwhile
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])  # the field after the state letter
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def wait_until_ready(server: Server, timeout: float = SERVER_START_TIMEOUT) -> None:
@@ -176,19 +223,20 @@ def jupyter_lab(root: Path, home: Path) -> Iterator[Server]:
 
 
 @contextmanager
-def make_present(repo: Path, notebook: Path, home: Path) -> Iterator[Server]:
-    """`make present`, the workshop's Voila, serving notebook on a free port of 127.0.0.1 (no token).
+def make_present(repo: Path, notebook: Path, home: Path, **variables: object) -> Iterator[Server]:
+    """`make present`, the workshop's Voila, serving notebook on 127.0.0.1 with the token it prints.
 
     The recipe runs as it is, with this interpreter's environment as VENV and its install step
-    skipped (-o): the tests run after `make test`, which installed Voila. Serving one notebook,
-    Voila has no /api/status (it redirects into its file handler), and GET / would start a kernel;
-    so any HTTP answer means it is up.
+    skipped (-o): the tests run after `make test`, which installed Voila. ``variables`` are more
+    make variables (PRESENT_CULL_IDLE=2). The server is up once it prints its URL; port and token
+    are read from that line, as a presenter reads them.
     """
     port, venv = free_port(), Path(sys.prefix)
+    settings = {"VENV": venv, "PRESENT_DIR": notebook.parent, "PRESENT_NOTEBOOK": notebook.name,
+                "PRESENT_PORT": port, **variables}
     command = ["make", "-s", "-C", str(repo), "-o", f"{venv}/.installed-notebooks,present", "present",
-               f"VENV={venv}", f"PRESENT_DIR={notebook.parent}", f"PRESENT_NOTEBOOK={notebook.name}",
-               f"PRESENT_PORT={port}"]
-    server = Server(port, "", home / "voila.log", any_answer=True)
+               *(f"{name}={value}" for name, value in settings.items())]
+    server = Server(port, "", home / "voila.log", url_in_log=True)
     with serve(command, home, repo, server) as server:
         yield server
 

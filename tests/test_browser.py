@@ -10,6 +10,7 @@ Without Chromium or playwright these tests skip on a developer's machine and fai
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -20,12 +21,13 @@ from browser_support import (
     chromium,
     copy_notebooks,
     jupyter_lab,
+    make_present,
     open_notebook,
     require_tools,
     run_all_cells,
     screenshot_visible_part,
-    make_present,
     settle,
+    status,
     wait_for_new_pixels,
     wait_until_cells_ran,
 )
@@ -37,6 +39,8 @@ SCREENSHOTS = ROOT / "assets" / "screenshots"
 BROKEN, FIXED = "memory corrupted", "works"
 TIMEOUT_MS = 120_000  # generous: the first kernel start on a cold CI machine compiles bytecode
 VOILA_LOAD_MS = 90_000  # a Voila page shows its widgets in 3-6 s here
+KERNEL_GONE_S = 30.0  # a freed kernel's process exits within a second or two here
+RELOADS = 4  # an attendee reloading the page again and again
 # The banner is the HTML widget whose text starts with the outcome's verdict.
 VERDICT = re.compile(r"^\s*(" + "|".join(map(re.escape, VERDICTS)) + ")", re.I)
 # What Lab shows instead of the views when the widget manager is missing (ecosystem.md section 3).
@@ -159,3 +163,51 @@ def test_voila_presents_the_dashboard_and_disable_fifo_turns_memory_corrupted_in
     dash = open_presenter(page, presenter)
     assert_real_widgets(page)
     toggle_disable_fifo(page, dash, None, None)
+
+
+def wait_for_kernel_count(server, count: int, timeout: float = KERNEL_GONE_S) -> int:
+    """Poll the server's kernel processes until there are ``count``; return how many there are last."""
+    deadline = time.monotonic() + timeout
+    while len(server.kernels()) != count and time.monotonic() < deadline:
+        time.sleep(0.25)
+    return len(server.kernels())
+
+
+def test_make_present_prints_a_url_with_a_token_and_refuses_every_request_without_it(presenter):
+    """Every page runs a kernel that runs code, so Voila must not serve anyone without the token."""
+    assert len(presenter.token) >= 32, f"no real token in the printed URL: {presenter.token!r}"
+    kernel = "/api/kernels/00000000-0000-0000-0000-000000000000"
+    assert status(presenter, "/", token=False) in (302, 403)  # to the login page, no kernel started
+    assert status(presenter, kernel, token=False) == 403
+    assert status(presenter, kernel.replace("/api/kernels", "/voila/api/shutdown"), "POST", token=False) == 403
+    assert status(presenter, kernel) == 404  # with the token: let in, and there is no such kernel
+
+
+def test_reloading_and_closing_the_presenter_page_frees_its_kernel_each_time(presenter, browser):
+    """The page's beforeunload beacon shuts its kernel down (tools/voila/voila.py gives it the
+    _xsrf cookie the request needs): reloads keep one kernel, closing the tab leaves none."""
+    before = len(presenter.kernels())
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    open_presenter(page, presenter)
+    assert wait_for_kernel_count(presenter, before + 1) == before + 1
+    for _ in range(RELOADS):
+        page.reload(wait_until="commit")
+        Dashboard(page, VOILA_LOAD_MS)
+        assert wait_for_kernel_count(presenter, before + 1) == before + 1, "a reload left its kernel behind"
+    page.close(run_before_unload=True)
+    assert wait_for_kernel_count(presenter, before) == before, "closing the page left its kernel running"
+    context.close()
+
+
+def test_a_kernel_whose_page_vanished_without_a_word_is_culled(served, browser, tmp_path):
+    """A browser that dies sends no beacon: the kernel nobody is connected to is culled once it
+    has been idle PRESENT_CULL_IDLE seconds (MappingKernelManager.cull_idle_timeout)."""
+    require_tools(("playwright", "voila"))
+    with make_present(ROOT, served / PRESENTER, tmp_path, PRESENT_CULL_IDLE=2, PRESENT_CULL_INTERVAL=1) as server:
+        context = browser.new_context(viewport=VIEWPORT)
+        page = context.new_page()
+        open_presenter(page, server)
+        assert len(server.kernels()) == 1
+        context.close()  # no beforeunload: like a crashed browser or a dropped laptop
+        assert wait_for_kernel_count(server, 0) == 0, f"the idle kernel was not culled:\n{server.log_tail()}"
