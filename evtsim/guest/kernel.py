@@ -1,12 +1,12 @@
-"""A Linux-like guest kernel: its ABI choice at boot, fallback policy, lazy event-array
-growth, unmask rules, the channels it binds and the handlers that count what arrived.
+"""A Linux-like guest kernel: the ABI-independent half of its event channels (events_base.c).
 
-Models drivers/xen/events/events_base.c (xen_init_IRQ, bind_virq_to_irq and find_virq,
-bind_ipi_to_irq, bind_evtchn_to_irq, xen_irq_resume), events_fifo.c (evtchn_fifo_init,
-evtchn_fifo_percpu_init, evtchn_fifo_setup / expand_array with MASKED pages,
-evtchn_fifo_unmask, evtchn_fifo_resume) and events_2l.c (evtchn_2l_unmask,
-evtchn_2l_resume). A kernel only ever talks to Xen through ``Domain.evtchn_op``, and only
-ever reads the memory of its own domain.
+Models drivers/xen/events/events_base.c: xen_init_IRQ (choose the ABI's ops once, mask
+every port, bring the CPUs up), bind_virq_to_irq and find_virq, bind_ipi_to_irq,
+bind_evtchn_to_irq with irq startup, bind_evtchn_to_cpu, xen_rebind_evtchn_to_cpu and
+xen_irq_resume; arch/x86/xen/time.c's xen_setup_timer for the timer's priority. Everything
+that differs between the ABIs goes through ``self.ops`` (``events_2l.TwoLevelOps`` or
+``events_fifo.FifoOps``). A kernel only talks to Xen through ``Domain.evtchn_op``, and only
+reads the memory of its own domain.
 """
 
 from __future__ import annotations
@@ -18,15 +18,11 @@ from enum import Enum
 
 from ..abi import (
     DOMID_SELF,
-    EVTCHN_FIFO_EVENT_WORDS_PER_PAGE,
     EVTCHNOP_alloc_unbound,
     EVTCHNOP_bind_ipi,
     EVTCHNOP_bind_virq,
-    EVTCHNOP_expand_array,
-    EVTCHNOP_init_control,
     EVTCHNOP_set_priority,
     EVTCHNOP_status,
-    EVTCHNOP_unmask,
     EVTCHNSTAT_virq,
     VIRQ_TIMER,
     Abi,
@@ -35,19 +31,18 @@ from ..abi import (
     EvtchnAllocUnbound,
     EvtchnBindIpi,
     EvtchnBindVirq,
-    EvtchnExpandArray,
-    EvtchnInitControl,
     EvtchnSetPriority,
     EvtchnStatus,
-    EvtchnUnmask,
     Gfn,
     Port,
     errno_name,
 )
-from ..fifo import M, P
 from ..memory import PAGE_SIZE
-from ..xen import SHARED_INFO_GFN, Domain
-from .consumers import Consumer, FifoConsumer, TwoLevelConsumer
+from ..xen import Domain
+from .consumers import Consumer, Handler
+from .events_2l import TwoLevelOps
+from .events_fifo import FifoOps
+from .evtchn_ops import EvtchnOps
 
 #: Where every kernel of the same binary allocates its event-channel pages (inside guest
 #: RAM, so a hibernation image that is loaded later covers them).
@@ -55,7 +50,6 @@ KERNEL_PAGES_GFN: Gfn = 0x80
 #: Linux's per-CPU IPIs that evtsim binds (XEN_RESCHEDULE_VECTOR, XEN_CALL_FUNCTION_VECTOR).
 IPIS = ("resched", "callfunc")
 XEN_IRQ_PRIORITY_MAX = 0  # the timer's FIFO priority (xen_setup_timer)
-MASKED_PAGE = M.to_bytes(4, "little") * EVTCHN_FIFO_EVENT_WORDS_PER_PAGE  # init_array_page
 
 
 class FallbackPolicy(str, Enum):
@@ -80,7 +74,8 @@ class KernelConfig:
 
 @dataclass
 class Channel:
-    """One bound channel as the kernel knows it: what it is for and where it is."""
+    """One bound channel as the kernel knows it (Linux's irq_info): what it is for, its
+    port and the CPU it is bound to."""
 
     name: str
     port: Port
@@ -100,21 +95,20 @@ class KernelLog:
 class Kernel:
     """A Linux-like kernel running in ``domain`` (its ``current->domain``).
 
-    ``abi`` is chosen once, at boot, and never re-chosen: that is the fact the hibernation
-    bug hinges on. ``crashed`` holds the BUG/panic message once the kernel has died.
+    Its ABI (``ops``) is chosen once, at boot, and never re-chosen: that is the fact the
+    hibernation bug hinges on. ``crashed`` holds the BUG/panic message once it has died.
     """
 
     def __init__(self, domain: Domain, config: KernelConfig = KernelConfig(), name: str = "linux",
                  pages_gfn: Gfn = KERNEL_PAGES_GFN) -> None:
         self.name = name
         self.config = config
-        self.abi: Abi | None = None
+        self.ops: EvtchnOps | None = None
         self.crashed: str | None = None
         self.channels: dict[str, Channel] = {}
         self.received: Counter[str] = Counter()
-        self.control_gfns: dict[int, Gfn] = {}
-        self.array_gfns: list[Gfn] = []
         self.online_cpus: list[int] = []
+        self.timer_ports = [0] * len(domain.vcpus)  # per CPU: virq_to_irq[VIRQ_TIMER], as its port
         self.log = KernelLog()
         self._next_gfn = pages_gfn  # where this boot's page allocator hands out pages
         self.attach(domain)
@@ -122,11 +116,30 @@ class Kernel:
     # --- plumbing -----------------------------------------------------------------------
 
     def attach(self, domain: Domain) -> None:
-        """Run in ``domain`` (again, after a resume): fresh views of its memory."""
+        """Run in ``domain`` (again, after a resume): the ABI's views of its memory."""
         self.domain = domain
-        self.consumer: Consumer | None = None
-        if self.abi is not None:
-            self._build_consumer()
+        if self.ops is not None:
+            self.ops.attach(domain)
+
+    @property
+    def abi(self) -> Abi | None:
+        """The ABI xen_init_IRQ chose (None before boot, or if the kernel died choosing)."""
+        return self.ops.abi if self.ops is not None else None
+
+    @property
+    def consumer(self) -> Consumer | None:
+        """The ABI's upcall consumer (its handle_events), reading this domain's memory."""
+        return self.ops.consumer if self.ops is not None else None
+
+    @property
+    def control_gfns(self) -> dict[int, Gfn]:
+        """The FIFO control-block page of each CPU (none for 2-level)."""
+        return self.ops.control_gfns if self.ops is not None else {}
+
+    @property
+    def array_gfns(self) -> list[Gfn]:
+        """The FIFO event-array pages, in order (none for 2-level)."""
+        return self.ops.array_gfns if self.ops is not None else []
 
     @property
     def nr_cpus(self) -> int:
@@ -145,75 +158,66 @@ class Kernel:
             self.crashed = message
             self.log(f"kernel panic: {message}")
 
-    def _alloc_page(self, contents: bytes | None = None) -> Gfn:
+    def alloc_page(self, contents: bytes | None = None) -> Gfn:
+        """__get_free_page for event-channel pages: the next gfn, filled with ``contents``."""
         gfn, self._next_gfn = self._next_gfn, self._next_gfn + 1
         self.domain.memory.fill(gfn, contents or bytes(PAGE_SIZE), f"{self.name}: event channels")
         return gfn
 
+    def channel_of(self, port: Port) -> Channel | None:
+        """The channel bound to ``port`` (Linux's evtchn_to_irq), if any."""
+        return next((c for c in self.channels.values() if c.port == port), None)
+
+    def cpu_from_evtchn(self, port: Port) -> int:
+        """cpu_from_evtchn: the CPU ``port`` is bound to; 0 for a port with no channel."""
+        channel = self.channel_of(port)
+        return channel.cpu if channel is not None else 0
+
     # --- boot: xen_init_IRQ ----------------------------------------------------------------
 
     def boot(self) -> None:
-        """xen_init_IRQ and CPU bring-up: choose the ABI, then set up every CPU."""
-        abi = Abi.TWO_LEVEL
-        if self.config.fifo_events:
-            rc = self._init_control(0)
-            if rc == 0:
-                abi = Abi.FIFO
-            elif not self.config.fallback.falls_back(rc):
-                self.panic(f"EVTCHNOP_init_control failed with {errno_name(rc)} and fallback is "
-                           f"'{self.config.fallback.value}'")
-                return  # the ABI was never chosen
-            else:
-                self.log(f"xen_init_IRQ: FIFO unavailable ({errno_name(rc)}), using 2-level")
-        else:
-            self.log("xen_init_IRQ: xen.fifo_events=0, using 2-level")
-        self.abi = abi
-        self._build_consumer()
-        if self.abi is Abi.TWO_LEVEL:
-            self._mask_all_2l()
+        """xen_init_IRQ and CPU bring-up: choose the ABI's ops, mask every port, then set up
+        every further CPU (xen_evtchn_cpu_prepare)."""
+        ops = self._choose_ops()
+        if ops is None:
+            return  # the kernel died choosing
+        self.ops = ops
+        for port in range(ops.nr_channels()):  # "no event channels are 'live' right now"
+            ops.mask(port)
         self.online_cpus = [0]
         for cpu in range(1, self.nr_cpus):
             self._bring_up(cpu)
         self.log(f"xen_init_IRQ: {self.abi} event channels")
 
-    def _init_control(self, cpu: int) -> int:
-        """evtchn_fifo_percpu_init / init_control_block: a fresh page for this CPU's block."""
-        gfn = self.control_gfns.get(cpu) or self._alloc_page()
-        self.domain.memory.fill(gfn, bytes(PAGE_SIZE), f"{self.name}: FIFO control block cpu{cpu}")
-        rc = self.hypercall(EVTCHNOP_init_control, EvtchnInitControl(control_gfn=gfn, offset=0, vcpu=cpu))
+    def _choose_ops(self) -> EvtchnOps | None:
+        """FIFO if xen.fifo_events and evtchn_fifo_init succeeds, else 2-level (or a panic,
+        if the fallback policy says so)."""
+        if not self.config.fifo_events:
+            self.log("xen_init_IRQ: xen.fifo_events=0, using 2-level")
+            return self._new_ops(TwoLevelOps)
+        fifo = self._new_ops(FifoOps)
+        rc = fifo.init()
         if rc == 0:
-            self.control_gfns[cpu] = gfn
-            if self.consumer is not None:
-                self.consumer.attach_control_block(cpu, self.domain.memory.frame(gfn), 0)
-        return rc
+            return fifo
+        if not self.config.fallback.falls_back(rc):
+            self.panic(f"EVTCHNOP_init_control failed with {errno_name(rc)} and fallback is "
+                       f"'{self.config.fallback.value}'")
+            return None
+        self.log(f"xen_init_IRQ: FIFO unavailable ({errno_name(rc)}), using 2-level")
+        return self._new_ops(TwoLevelOps)
+
+    def _new_ops(self, cls: type[EvtchnOps]) -> EvtchnOps:
+        ops = cls(self)
+        ops.attach(self.domain)
+        return ops
 
     def _bring_up(self, cpu: int) -> None:
-        """xen_evtchn_cpu_prepare: a FIFO CPU needs its own control block or stays offline."""
-        if self.abi is Abi.FIFO and self._init_control(cpu) < 0:
+        """xen_evtchn_cpu_prepare: a CPU whose percpu_init fails (FIFO: no control block)
+        stays offline."""
+        if self.ops.percpu_init(cpu) < 0:
             self.log(f"cpu{cpu}: init_control failed, CPU not brought up")
             return
         self.online_cpus.append(cpu)
-
-    def _build_consumer(self) -> None:
-        cls = FifoConsumer if self.abi is Abi.FIFO else TwoLevelConsumer
-        memory, layout = self.domain.memory, self.domain.shared_info.layout
-        self.consumer = cls(memory, SHARED_INFO_GFN, layout, self.nr_cpus)
-        if self.abi is Abi.FIFO:
-            for cpu, gfn in self.control_gfns.items():
-                self.consumer.attach_control_block(cpu, memory.frame(gfn), 0)
-            for gfn in self.array_gfns:
-                self.consumer.add_array_page(memory.frame(gfn))
-        for channel in self.channels.values():
-            self._route(channel)
-        self.consumer.handlers = {}
-        for channel in self.channels.values():
-            self.consumer.handlers[channel.port] = self._handler(channel.name)
-
-    def _mask_all_2l(self) -> None:
-        """xen_evtchn_mask_all: every 2-level port starts masked (guest writes, not Xen's)."""
-        mask = self.domain.shared_info.evtchn_mask
-        for word in range(len(mask)):
-            mask[word] = (1 << self.domain.shared_info.layout.bits_per_word) - 1
 
     # --- binding ---------------------------------------------------------------------------
 
@@ -237,12 +241,14 @@ class Kernel:
             self.panic(f"bind_virq(VIRQ_TIMER, cpu{cpu}) failed: {errno_name(rc)}")
             return
         self.bind_evtchn(f"timer{cpu}", port, cpu)
+        if f"timer{cpu}" in self.channels:
+            self.timer_ports[cpu] = port
         if self.abi is Abi.FIFO and not self.crashed:  # xen_setup_timer asks for the highest priority
             self.hypercall(EVTCHNOP_set_priority, EvtchnSetPriority(port=port, priority=XEN_IRQ_PRIORITY_MAX))
 
     def _find_virq(self, virq: int, cpu: int) -> Port:
         """find_virq: scan ports with EVTCHNOP_status for the VIRQ already bound on ``cpu``."""
-        for port in range(1, self.domain.max_evtchns()):
+        for port in range(1, self.ops.max_channels()):
             status = EvtchnStatus(dom=DOMID_SELF, port=port)
             if self.domain.evtchn_op(EVTCHNOP_status, status) < 0:
                 break
@@ -273,87 +279,43 @@ class Kernel:
         return arg.port
 
     def bind_evtchn(self, name: str, port: Port, cpu: int = 0) -> None:
-        """bind_evtchn_to_irq + irq startup: set the port up for the ABI, then unmask it.
+        """bind_evtchn_to_irq + irq startup: the ABI's setup, bind to ``cpu``, then unmask.
 
         A port that already has an IRQ keeps it (bind_evtchn_to_irq reuses the mapping), so
         a driver handed a port that another channel now holds never gets its own events.
         """
         if self.crashed:
             return
-        owner = next((c.name for c in self.channels.values() if c.port == port and c.name != name), None)
-        if owner is not None:
-            self.log(f"bind_evtchn_to_irq({name}): port {port} is already {owner}'s")
+        owner = self.channel_of(port)
+        if owner is not None and owner.name != name:
+            self.log(f"bind_evtchn_to_irq({name}): port {port} is already {owner.name}'s")
             return
-        if self.abi is Abi.FIFO and not self._fifo_setup(port):
+        if self.ops.setup(port) < 0:
             return
-        channel = self.channels[name] = Channel(name, port, cpu)
-        self._route(channel)
+        channel = self.channels[name] = Channel(name, port)
         self.consumer.handlers[port] = self._handler(name)
+        self.bind_evtchn_to_cpu(channel, cpu)
         self.unmask(port)
 
-    def _fifo_setup(self, port: Port) -> bool:
-        """evtchn_fifo_setup: expand_array with all-MASKED pages until ``port`` has a word."""
-        while port >= len(self.array_gfns) * EVTCHN_FIFO_EVENT_WORDS_PER_PAGE:
-            gfn = self._alloc_page(MASKED_PAGE)
-            rc = self.hypercall(EVTCHNOP_expand_array, EvtchnExpandArray(array_gfn=gfn))
-            if rc < 0:
-                if not self.array_gfns:
-                    self.panic(f"unable to expand event array with initial page ({errno_name(rc)})")
-                return False
-            self.array_gfns.append(gfn)
-            self.consumer.add_array_page(self.domain.memory.frame(gfn))
-        return True
+    def bind_evtchn_to_cpu(self, channel: Channel, cpu: int) -> None:
+        """bind_evtchn_to_cpu: the ABI's bind_to_cpu, then the channel records its CPU."""
+        self.ops.bind_to_cpu(channel.port, cpu, channel.cpu)
+        channel.cpu = cpu
 
-    def _route(self, channel: Channel) -> None:
-        if isinstance(self.consumer, TwoLevelConsumer):
-            self.consumer.bind_to_cpu(channel.port, channel.cpu)
-            if channel.name.startswith("timer"):
-                self.consumer.timer_port[channel.cpu] = channel.port
-
-    def _handler(self, name: str):
+    def _handler(self, name: str) -> Handler:
         def handler(cpu: int, port: Port) -> None:
             self.received[name] += 1
         return handler
 
-    # --- unmask: the guest's rules ---------------------------------------------------------
+    # --- masking ---------------------------------------------------------------------------
 
-    def unmask(self, port: Port) -> None:
-        """unmask_evtchn for this kernel's ABI (it runs on cpu 0)."""
-        if self.abi is Abi.FIFO:
-            self._fifo_unmask(port)
-        else:
-            self._2l_unmask(port)
+    def mask(self, port: Port) -> None:
+        """mask_evtchn: the guest masks ``port`` in its own memory."""
+        self.ops.mask(port)
 
-    def _fifo_unmask(self, port: Port) -> None:
-        """evtchn_fifo_unmask: clear M only if not pending; else ask Xen (EVTCHNOP_unmask)."""
-        where = self.consumer.word_index(port)
-        if where is None:
-            return
-        page, index = where
-        if page[index] & P:
-            self.hypercall(EVTCHNOP_unmask, EvtchnUnmask(port=port))
-        else:
-            page[index] &= ~M
-
-    def _2l_unmask(self, port: Port) -> None:
-        """evtchn_2l_unmask: another CPU's port, or a pending one on HVM, needs Xen's help."""
-        shinfo = self.domain.shared_info
-        bits = shinfo.layout.bits_per_word
-        word, bit = divmod(port, bits)
-        channel_cpu = next((c.cpu for c in self.channels.values() if c.port == port), 0)
-        if channel_cpu != 0:
-            self.hypercall(EVTCHNOP_unmask, EvtchnUnmask(port=port))
-            return
-        shinfo.evtchn_mask[word] &= ~(1 << bit)
-        if not shinfo.evtchn_pending[word] >> bit & 1:
-            return
-        if self.domain.is_hvm:  # re-mask and let Xen raise the upcall
-            shinfo.evtchn_mask[word] |= 1 << bit
-            self.hypercall(EVTCHNOP_unmask, EvtchnUnmask(port=port))
-        else:  # PV: re-inject the edge by hand
-            info = self.domain.vcpus[0].vcpu_info
-            info.sel[0] |= 1 << word
-            info.bytes[0] = 1
+    def unmask(self, port: Port, cpu: int = 0) -> None:
+        """unmask_evtchn, run on ``cpu``: the ABI's unmask rules decide whether Xen is asked."""
+        self.ops.unmask(port, cpu)
 
     # --- running ---------------------------------------------------------------------------
 
@@ -372,21 +334,20 @@ class Kernel:
         2-level (evtchn_2l_resume) only clears its per-CPU masks. Frontends reconnect after.
         """
         self.attach(domain)
-        old = self.channels
-        self.channels = {}
-        if self.abi is Abi.FIFO:
-            self.array_gfns = []
-            self._build_consumer()
-            for cpu in self.online_cpus:
-                rc = self._init_control(cpu)
-                if rc < 0:
-                    self.panic(f"evtchn_fifo_resume: init_control(cpu{cpu}) -> {errno_name(rc)}")
-                    return
-        else:
-            self._build_consumer()
+        before = len(self.channels)
+        self._forget_ports()
+        self.ops.resume()
+        if self.crashed:
+            return
         self.bind_standard_channels(store_port, console_port)
         self.log(f"xen_irq_resume: VIRQs and IPIs rebound, xenstore and console from the new params "
-                 f"({len(self.channels)} of the {len(old)} channels so far; frontends reconnect next)")
+                 f"({len(self.channels)} of the {before} channels so far; frontends reconnect next)")
+
+    def _forget_ports(self) -> None:
+        """The new domain's ports mean nothing yet: no channel, handler or timer port."""
+        self.channels = {}
+        self.consumer.handlers = {}
+        self.timer_ports[:] = [0] * len(self.timer_ports)
 
     # --- PM hibernation: the image and the resume kernel -----------------------------------
 
@@ -395,11 +356,11 @@ class Kernel:
         clone = copy.copy(self)
         clone.channels = {name: replace(c) for name, c in self.channels.items()}
         clone.received = Counter(self.received)
-        clone.control_gfns = dict(self.control_gfns)
-        clone.array_gfns = list(self.array_gfns)
         clone.online_cpus = list(self.online_cpus)
+        clone.timer_ports = list(self.timer_ports)
         clone.log = KernelLog()  # this boot's messages stay behind with the old domain
-        clone.domain, clone.consumer = None, None
+        clone.ops = self.ops.image(clone) if self.ops is not None else None
+        clone.domain = None
         return clone
 
     def resume_from_image(self, domain: Domain, store_port: Port, console_port: Port) -> None:
@@ -410,7 +371,6 @@ class Kernel:
         IPIs, and the xenstore and console ports from the new HVM params.
         """
         self.attach(domain)
-        self.channels = {}
-        self._build_consumer()
+        self._forget_ports()
         self.log(f"resume: continuing with the {self.abi} ABI chosen at this kernel's own boot")
         self.bind_standard_channels(store_port, console_port)

@@ -1,0 +1,237 @@
+"""Linux's FIFO ABI (drivers/xen/events/events_fifo.c): the ops a kernel uses when
+xen_init_IRQ's evtchn_fifo_init succeeded, and its upcall consumer.
+
+``FifoOps`` is ``evtchn_ops_fifo``: a control block per CPU (evtchn_fifo_init,
+evtchn_fifo_percpu_init, init_control_block), event-array pages added lazily as ports are
+bound (evtchn_fifo_setup, init_array_page), mask/unmask on the event word
+(evtchn_fifo_unmask), resume (evtchn_fifo_resume). ``FifoConsumer`` is its handle_events
+(__evtchn_fifo_handle_events, consume_one_event, clear_linked: one event per step, the
+highest ready priority chosen again after each); it reads guest memory only, so tests and
+benchmarks also drive it by hand.
+"""
+
+from __future__ import annotations
+
+from ..abi import (
+    EVTCHN_FIFO_EVENT_WORDS_PER_PAGE,
+    EVTCHN_FIFO_LINK_MASK,
+    EVTCHN_FIFO_MAX_QUEUES,
+    EVTCHN_FIFO_NR_CHANNELS,
+    EVTCHNOP_expand_array,
+    EVTCHNOP_init_control,
+    EVTCHNOP_unmask,
+    Abi,
+    EvtchnExpandArray,
+    EvtchnInitControl,
+    EvtchnUnmask,
+    Gfn,
+    Port,
+    errno_name,
+)
+from ..fifo import L, M, P
+from ..memory import PAGE_SIZE, ControlBlockView, Frame, GuestMemory, SharedInfoLayout, event_words
+from ..xen import SHARED_INFO_GFN, Domain
+from .consumers import Consumer
+from .evtchn_ops import EvtchnOps
+
+WORDS_PER_PAGE = EVTCHN_FIFO_EVENT_WORDS_PER_PAGE
+MASKED_PAGE = M.to_bytes(4, "little") * WORDS_PER_PAGE  # init_array_page: every word MASKED
+_UNLINKED = ~(L | EVTCHN_FIFO_LINK_MASK)  # clear_linked: LINKED and LINK cleared
+_P_OR_M, _NOT_P = P | M, ~P
+_HEAD0 = ControlBlockView.HEAD0
+
+
+class FifoConsumer(Consumer):
+    """__evtchn_fifo_handle_events: strict priority between queues, FIFO within one.
+
+    The guest registers what it gave Xen: a control block per CPU (``attach_control_block``)
+    and event-array pages in order (``add_array_page``). ``anomalies`` counts HEADs that
+    point outside the guest's array: in Linux that is a wild read.
+    """
+
+    abi = Abi.FIFO
+
+    def __init__(self, memory: GuestMemory, shared_info_gfn: Gfn, layout: SharedInfoLayout, nr_cpus: int) -> None:
+        super().__init__(memory, shared_info_gfn, layout, nr_cpus)
+        self.control_block: list[ControlBlockView | None] = [None] * nr_cpus
+        self.head = [[0] * EVTCHN_FIFO_MAX_QUEUES for _ in range(nr_cpus)]  # cpu_queue.head
+        self.pages: list[memoryview] = []
+        self.anomalies = 0
+
+    def attach_control_block(self, cpu: int, frame: Frame, offset: int) -> None:
+        """init_control_block: the guest's mapping of the block it handed to Xen."""
+        self.control_block[cpu] = ControlBlockView(frame, offset)
+        self.head[cpu] = [0] * EVTCHN_FIFO_MAX_QUEUES
+
+    def add_array_page(self, frame: Frame) -> None:
+        """A page the guest added with EVTCHNOP_expand_array."""
+        self.pages.append(event_words(frame))
+
+    def word_index(self, port: Port) -> tuple[memoryview, int] | None:
+        """(page, index) of ``port``'s event word in the guest's array, or None."""
+        if port >> 10 >= len(self.pages):
+            return None
+        return self.pages[port >> 10], port & 1023
+
+    def handle_events(self, cpu: int) -> None:
+        """Exchange READY with 0, then consume one event at a time, highest priority first.
+
+        Each turn of the loop is Linux's consume_one_event for the lowest set READY bit,
+        written inline because it runs once per event; READY is merged again after each.
+        """
+        cb = self.control_block[cpu]
+        if cb is None:
+            return
+        words, heads, pages = cb.words, self.head[cpu], self.pages
+        counting, counted = self.counting_only(), 0
+        ready, words[0] = words[0], 0
+        while ready:
+            low = ready & -ready
+            q = low.bit_length() - 1
+            port = heads[q] or words[_HEAD0 + q]  # local head, else HEAD[q]
+            page_no = port >> 10
+            if not port or page_no >= len(pages):
+                self.anomalies += port != 0  # Linux would read outside its event array here
+                heads[q] = 0
+                ready &= ~low
+            else:
+                page, index = pages[page_no], port & 1023
+                old = page[index]
+                now = old & _UNLINKED  # clear_linked
+                nxt = old & EVTCHN_FIFO_LINK_MASK
+                if not nxt:
+                    ready &= ~low  # that was the tail: the queue looks empty
+                if now & _P_OR_M == P:  # pending, not masked: clear_linked and the ack (clear_evtchn)
+                    page[index] = now & _NOT_P  # in one write (nothing runs between), then the handler
+                    if counting:
+                        counted += 1  # all that handle() would do: skip the call
+                    else:
+                        self.handle(cpu, port)
+                else:
+                    page[index] = now
+                heads[q] = nxt
+            more = words[0]  # xchg(&ready, 0): a read, and a write only if something is set
+            if more:
+                ready |= more
+                words[0] = 0
+        self.events += counted
+
+    def clear_pending(self, port: Port) -> None:
+        """clear_evtchn: the guest clears P in the event word."""
+        if port >> 10 < len(self.pages):
+            self.pages[port >> 10][port & 1023] &= ~P
+
+
+class FifoOps(EvtchnOps):
+    """evtchn_ops_fifo: a control block per CPU, event words in pages the kernel adds."""
+
+    abi = Abi.FIFO
+    consumer: FifoConsumer
+
+    def new_consumer(self, memory: GuestMemory, layout: SharedInfoLayout, nr_cpus: int) -> FifoConsumer:
+        return FifoConsumer(memory, SHARED_INFO_GFN, layout, nr_cpus)
+
+    def attach(self, domain: Domain) -> None:
+        """The shared_info views, then the control blocks and event-array pages, in ``domain``."""
+        super().attach(domain)
+        memory, consumer = domain.memory, self.consumer
+        for cpu, gfn in self.control_gfns.items():
+            consumer.attach_control_block(cpu, memory.frame(gfn), 0)
+        consumer.pages.clear()
+        for gfn in self.array_gfns:
+            consumer.add_array_page(memory.frame(gfn))
+
+    # --- control blocks: evtchn_fifo_init, percpu_init, resume ----------------------------
+
+    def init(self) -> int:
+        """xen_evtchn_fifo_init: the boot CPU's control block; any error means 2-level."""
+        return self.alloc_control_block(0)
+
+    def percpu_init(self, cpu: int) -> int:
+        """evtchn_fifo_percpu_init: a CPU that has no control block yet gets one."""
+        return 0 if cpu in self.control_gfns else self.alloc_control_block(cpu)
+
+    def alloc_control_block(self, cpu: int) -> int:
+        """evtchn_fifo_alloc_control_block: a new page, registered by init_control_block.
+
+        On failure Linux frees the page; the model's page allocator never hands a gfn out
+        twice, so the page is simply forgotten."""
+        gfn = self.kernel.alloc_page()
+        rc = self.init_control_block(cpu, gfn)
+        if rc == 0:
+            self.control_gfns[cpu] = gfn
+        return rc
+
+    def init_control_block(self, cpu: int, gfn: Gfn) -> int:
+        """init_control_block: clear the page (and the CPU's local HEADs), then
+        EVTCHNOP_init_control for ``cpu``; Linux ignores the ``link_bits`` Xen writes back."""
+        kernel = self.kernel
+        frame = kernel.domain.memory.fill(gfn, bytes(PAGE_SIZE), f"{kernel.name}: FIFO control block cpu{cpu}")
+        rc = kernel.hypercall(EVTCHNOP_init_control, EvtchnInitControl(control_gfn=gfn, offset=0, vcpu=cpu))
+        if rc == 0:
+            self.consumer.attach_control_block(cpu, frame, 0)
+        return rc
+
+    def resume(self) -> None:
+        """evtchn_fifo_resume: init_control again for each online CPU's block (BUG on failure)."""
+        kernel = self.kernel
+        for cpu in kernel.online_cpus:
+            rc = self.init_control_block(cpu, self.control_gfns[cpu])
+            if rc < 0:
+                kernel.panic(f"evtchn_fifo_resume: init_control(cpu{cpu}) -> {errno_name(rc)}")
+                return
+        self.array_gfns = []
+        self.consumer.pages.clear()
+
+    # --- the event array: evtchn_fifo_setup -------------------------------------------------
+
+    def max_channels(self) -> int:
+        """evtchn_fifo_max_channels: EVTCHN_FIFO_NR_CHANNELS."""
+        return EVTCHN_FIFO_NR_CHANNELS
+
+    def nr_channels(self) -> int:
+        """evtchn_fifo_nr_channels: the ports the registered pages cover (none at boot)."""
+        return len(self.consumer.pages) * WORDS_PER_PAGE
+
+    def setup(self, port: Port) -> int:
+        """evtchn_fifo_setup: expand_array with all-MASKED pages until ``port`` has a word.
+
+        A failure on the very first page panics; a later one only fails this bind."""
+        kernel = self.kernel
+        while port >= len(self.array_gfns) * WORDS_PER_PAGE:
+            gfn = kernel.alloc_page(MASKED_PAGE)
+            rc = kernel.hypercall(EVTCHNOP_expand_array, EvtchnExpandArray(array_gfn=gfn))
+            if rc < 0:
+                if not self.array_gfns:
+                    kernel.panic(f"unable to expand event array with initial page ({errno_name(rc)})")
+                return rc
+            self.array_gfns.append(gfn)
+            self.consumer.add_array_page(kernel.domain.memory.frame(gfn))
+        return 0
+
+    # --- the event word -------------------------------------------------------------------
+
+    def bind_to_cpu(self, port: Port, cpu: int, old_cpu: int) -> None:
+        """evtchn_fifo_bind_to_cpu does nothing: the queue is Xen's choice (the notify vCPU)."""
+
+    def is_pending(self, port: Port) -> bool:
+        """evtchn_fifo_is_pending: P in the port's event word."""
+        where = self.consumer.word_index(port)
+        return where is not None and bool(where[0][where[1]] & P)
+
+    def mask(self, port: Port) -> None:
+        """evtchn_fifo_mask: the guest sets M in the port's event word."""
+        where = self.consumer.word_index(port)
+        if where is not None:
+            where[0][where[1]] |= M
+
+    def unmask(self, port: Port, cpu: int) -> None:
+        """evtchn_fifo_unmask: clear M only if not pending; else ask Xen (EVTCHNOP_unmask)."""
+        where = self.consumer.word_index(port)
+        if where is None:
+            return
+        page, index = where
+        if page[index] & P:
+            self.kernel.hypercall(EVTCHNOP_unmask, EvtchnUnmask(port=port))
+        else:
+            page[index] &= ~M
