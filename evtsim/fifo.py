@@ -40,6 +40,12 @@ B = 1 << EVTCHN_FIFO_BUSY
 _M_OR_L, _P_AND_L = M | L, P | L
 _NOT_BUSY_OR_LINK = ~(B | EVTCHN_FIFO_LINK_MASK)
 WORDS_PER_PAGE = EVTCHN_FIFO_EVENT_WORDS_PER_PAGE
+#: Port p is event word ``p & EVENT_WORD_MASK`` of array page ``p >> EVENT_WORDS_SHIFT``
+#: (evtchn_fifo_word_from_port: 1024 words of 4 bytes to a page).
+EVENT_WORDS_SHIFT = WORDS_PER_PAGE.bit_length() - 1
+EVENT_WORD_MASK = WORDS_PER_PAGE - 1
+#: evtchn_fifo_set_link tries its cmpxchg this many more times once it has set BUSY.
+SET_LINK_RETRIES = 4
 EVENT_ARRAY = Structure.EVENT_ARRAY
 
 
@@ -65,7 +71,10 @@ class Fifo:
     """The FIFO ABI engine of one domain (``evtchn_port_ops_fifo`` + evtchn_fifo_domain).
 
     ``dropped`` counts events Xen threw away because the target vCPU had no control block
-    ("lost event" warnings in Xen's log).
+    ("lost event" warnings in Xen's log). ``guest_race``, None unless a test or the interleaving
+    explorer sets it, is called with the tail port between Xen's read of a tail word and each
+    compare-and-swap on it in ``set_link``: a stand-in for a guest vCPU writing that word at the
+    same moment, the only way Xen's BUSY path can run in a sequential model.
     """
 
     abi = Abi.FIFO
@@ -80,6 +89,7 @@ class Fifo:
         self.page_frames: list[Frame] = []
         self.num_evtchns = 0
         self.dropped = 0
+        self.guest_race: Callable[[Port], None] | None = None
 
     # --- set-up: init_control and expand_array -------------------------------------------
 
@@ -134,31 +144,37 @@ class Fifo:
         self.ports.priority[port] = EVTCHN_FIFO_PRIORITY_DEFAULT
 
     def set_pending(self, v: Vcpu, port: Port) -> None:
-        """evtchn_fifo_set_pending: mark pending; link onto a queue if unmasked and unlinked.
+        """evtchn_fifo_set_pending: Xen's atomic steps on the port's event word, in order.
 
-        The hot path of every FIFO event, so the linking (evtchn_fifo_set_link) and the write
-        accounting (WriteLog.wrote) are written inline here.
+        1. test-and-set PENDING; 2. test MASKED: a masked word, or one already LINKED, is not
+        queued; 3. test-and-set LINKED; 4. link the port behind its queue's TAIL
+        (evtchn_fifo_set_link) or, when that queue is empty, write HEAD; a new HEAD sets READY
+        and raises the upcall. Each step that changes a word is a write of its own in the log.
+        The hot path of every FIFO event, so the steps and their accounting are inline.
         """
         if port >= self.num_evtchns:
             self.ports.pending[port] = True  # no array page yet: raised again by add_page
             return
-        page = port >> 10
-        words, index = self.pages[page], port & 1023
+        page = port >> EVENT_WORDS_SHIFT
+        words, index = self.pages[page], port & EVENT_WORD_MASK
         fv = self.vcpus[v.vcpu_id]
         if fv.control_block is None:
             self._drop_without_control_block(words, index, port)
             return
         word = words[index]
-        if word & _M_OR_L:  # masked, or already queued: only PENDING is set
-            words[index] = word | P
-            self._wrote_word(port, word | P)
+        if word & _M_OR_L:  # step 2 says stop: only step 1 can change the word
+            if not word & P:
+                words[index] = word | P
+                self._wrote_word(port, word | P)
             return
-        words[index] = word | _P_AND_L
+        words[index] = linked = word | _P_AND_L  # steps 1 and 3: PENDING (if clear), LINKED
         frame, log = self.page_frames[page], self.log
-        frame.xen_writes += 1
-        frame.last_xen_write = clock = log.clock
+        frame.xen_writes += 1 if word & P else 2
+        frame.last_xen_write = log.clock
         if log.full:
-            log.keep(self.domid, frame, index * 4, EVENT_ARRAY, word | _P_AND_L)
+            if not word & P:
+                log.keep(self.domid, frame, index << 2, EVENT_ARRAY, word | P)
+            log.keep(self.domid, frame, index << 2, EVENT_ARRAY, linked)
         t = self.ports
         priority = t.priority[port]
         q = fv.queues[priority]
@@ -170,21 +186,79 @@ class Fifo:
         else:
             self._leave_old_queue(port, lastq)
         q.tail = port
-        if tail:  # link behind the tail, but only while the tail is still LINKED
-            tail_words, tail_index = self.pages[tail >> 10], tail & 1023
-            tail_word = tail_words[tail_index]
-            if tail_word & L:
-                tail_words[tail_index] = linked = (tail_word & _NOT_BUSY_OR_LINK) | port
-                frame = self.page_frames[tail >> 10]
-                frame.xen_writes += 1
-                frame.last_xen_write = clock
-                if log.full:
-                    log.keep(self.domid, frame, tail_index * 4, EVENT_ARRAY, linked)
-                return  # appended to a non-empty queue: no new upcall
+        if tail:  # step 4: link behind the tail, but only while the tail is still LINKED
+            if self.guest_race is not None:
+                if self.set_link(tail, port):
+                    return
+            else:  # evtchn_fifo_set_link when nothing races it: its first cmpxchg succeeds
+                tail_words, tail_index = self.pages[tail >> EVENT_WORDS_SHIFT], tail & EVENT_WORD_MASK
+                tail_word = tail_words[tail_index]
+                if tail_word & L:
+                    tail_words[tail_index] = tail_word = (tail_word & _NOT_BUSY_OR_LINK) | port
+                    frame = self.page_frames[tail >> EVENT_WORDS_SHIFT]
+                    frame.xen_writes += 1
+                    frame.last_xen_write = log.clock
+                    if log.full:
+                        log.keep(self.domid, frame, tail_index << 2, EVENT_ARRAY, tail_word)
+                    return  # appended to a non-empty queue: no new upcall
         cb = fv.control_block  # the queue was empty (or its tail consumed): port is the HEAD
-        cb.words[ControlBlockView.HEAD0 + q.priority] = port
-        self._wrote_cb(cb, ControlBlockView.HEAD0 + q.priority, port)
+        head = ControlBlockView.HEAD0 + q.priority
+        if cb.words[head] != port:  # write_atomic(q->head, port): a store of the same value changes nothing
+            cb.words[head] = port
+            self._wrote_cb(cb, head, port)
         self._raise_ready(v, cb, q.priority)
+
+    def set_link(self, tail: Port, port: Port) -> bool:
+        """evtchn_fifo_set_link: make ``tail``'s LINK ``port`` iff ``tail`` is still LINKED.
+
+        True when linked (or given up on), False when the tail was unlinked meanwhile (the
+        queue is empty: the caller writes HEAD). The write is a compare-and-swap against the
+        value Xen read; ``guest_race`` runs before each one. When the first fails, Xen sets
+        BUSY on the tail word, which forbids the guest to clear MASKED, re-reads it and tries
+        up to 4 more times; it clears BUSY again if the word turns out unlinked, and after 4
+        failures warns "not linked", clears BUSY and reports the port linked (it is lost).
+        """
+        words, index = self.pages[tail >> EVENT_WORDS_SHIFT], tail & EVENT_WORD_MASK
+        seen = words[index]  # read_atomic
+        done, seen = self._try_set_link(tail, seen, port)
+        if done is not None:
+            return done
+        self._set_busy(tail, True)  # guest_set_bit: lock the word against unmasking
+        seen = words[index]
+        for _ in range(SET_LINK_RETRIES):
+            done, seen = self._try_set_link(tail, seen, port)
+            if done is not None:
+                if not done:
+                    self._set_busy(tail, False)
+                return done
+        self.d.xen.console.append(f"domain {self.domid}, port {port} not linked")
+        self._set_busy(tail, False)
+        return True
+
+    def _try_set_link(self, tail: Port, seen: int, port: Port) -> tuple[bool | None, int]:
+        """try_set_link: (False, seen) if ``seen`` is unlinked; else one cmpxchg of ``seen`` to
+        LINK = ``port`` with BUSY clear: (True, new) if the word still held ``seen``, else
+        (None, what it held)."""
+        if not seen & L:
+            return False, seen
+        if self.guest_race is not None:
+            self.guest_race(tail)
+        words, index = self.pages[tail >> EVENT_WORDS_SHIFT], tail & EVENT_WORD_MASK
+        current = words[index]
+        if current != seen:
+            return None, current
+        words[index] = new = (seen & _NOT_BUSY_OR_LINK) | port
+        self._wrote_word(tail, new)
+        return True, new
+
+    def _set_busy(self, port: Port, busy: bool) -> None:
+        """guest_set_bit / guest_clear_bit of BUSY on ``port``'s word (a write if it changes)."""
+        words, index = self.pages[port >> EVENT_WORDS_SHIFT], port & EVENT_WORD_MASK
+        word = words[index]
+        new = word | B if busy else word & ~B
+        if new != word:
+            words[index] = new
+            self._wrote_word(port, new)
 
     def _leave_old_queue(self, port: Port, lastq: int) -> None:
         """The port moved to another queue: if it was the old queue's tail, that queue is
@@ -208,14 +282,14 @@ class Fifo:
     def _drop_without_control_block(self, words: memoryview, index: int, port: int) -> None:
         """A vCPU without a control block: Xen warns and drops the event (8aa0e9d2d1)."""
         self.dropped += 1
-        if self.d.xen.version.no_control_block_sets_pending:
+        if self.d.xen.version.no_control_block_sets_pending and not words[index] & P:
             words[index] |= P  # Xen <= 4.16 set PENDING before noticing
             self._wrote_word(port, words[index])
 
     def clear_pending(self, port: Port) -> None:
         """evtchn_fifo_clear_pending: clear P only; a LINKED word stays queued."""
         if port < self.num_evtchns:
-            words, index = self.pages[port >> 10], port & 1023
+            words, index = self.pages[port >> EVENT_WORDS_SHIFT], port & EVENT_WORD_MASK
             if words[index] & P:
                 words[index] &= ~P
                 self._wrote_word(port, words[index])
@@ -224,9 +298,10 @@ class Fifo:
         """evtchn_fifo_unmask: clear M; if P is set, set_pending again, which relinks it."""
         if port >= self.num_evtchns:
             return
-        words, index = self.pages[port >> 10], port & 1023
-        words[index] &= ~M
-        self._wrote_word(port, words[index])
+        words, index = self.pages[port >> EVENT_WORDS_SHIFT], port & EVENT_WORD_MASK
+        if words[index] & M:
+            words[index] &= ~M
+            self._wrote_word(port, words[index])
         if words[index] & P:
             self.set_pending(self.d.vcpus[self.ports.notify_vcpu_id[port]], port)
 
@@ -241,7 +316,7 @@ class Fifo:
         """The event word of ``port``, or None when its page does not exist."""
         if port >= self.num_evtchns:
             return None
-        return self.pages[port >> 10][port & 1023]
+        return self.pages[port >> EVENT_WORDS_SHIFT][port & EVENT_WORD_MASK]
 
     def is_pending(self, port: Port) -> bool:
         """evtchn_fifo_is_pending: P is set (no page: not pending)."""
@@ -261,12 +336,16 @@ class Fifo:
     # --- recording ------------------------------------------------------------------------
 
     def _wrote_word(self, port: int, value: int) -> None:
-        """Account Xen's write of ``port``'s event word (WriteLog.wrote, inlined: hot path)."""
-        frame, log = self.page_frames[port >> 10], self.log
+        """Account Xen's write of ``port``'s event word (WriteLog.wrote, inlined: hot path).
+
+        Only steps that change a word are accounted: a test-and-set that finds its bit already
+        set leaves guest memory as it was.
+        """
+        frame, log = self.page_frames[port >> EVENT_WORDS_SHIFT], self.log
         frame.xen_writes += 1
         frame.last_xen_write = log.clock
         if log.full:
-            log.keep(self.domid, frame, (port & 1023) * 4, EVENT_ARRAY, value)
+            log.keep(self.domid, frame, (port & EVENT_WORD_MASK) * 4, EVENT_ARRAY, value)
 
     def _wrote_cb(self, cb: ControlBlockView, index: int, value: int) -> None:
         self.log.wrote(self.domid, cb.frame, cb.offset + index * 4, Structure.CONTROL_BLOCK, value)

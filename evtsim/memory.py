@@ -74,7 +74,14 @@ class Frame:
 
 
 class WriteLog:
-    """Xen's record of its writes into guest memory; the ``Xen`` object owns one."""
+    """Xen's record of its writes into guest memory; the ``Xen`` object owns one.
+
+    A write is one step of Xen's that changes a word of guest memory: each atomic operation
+    (test-and-set, clear, cmpxchg) or store, in the order Xen performs them. A step that
+    leaves the word as it was (a test-and-set finding its bit already set, a store of the
+    value already there) changes nothing a guest could see, corrupts nothing, and is not
+    recorded.
+    """
 
     __slots__ = ("level", "full", "clock", "writes")
 

@@ -36,7 +36,7 @@ from evtsim import (
     Errno,
     Xen,
 )
-from evtsim.memory import ControlBlockView, event_words
+from evtsim.memory import ControlBlockView, Recording, Structure, event_words
 
 Q7 = EVTCHN_FIFO_PRIORITY_DEFAULT
 
@@ -330,6 +330,184 @@ def test_a_page_added_later_does_not_reraise_stashed_ports_of_earlier_pages():
     assert g.ports.chn[a].pending is True  # the stale flag stays
     assert op(g, EVTCHNOP_expand_array, array_gfn=ARRAY_GFN + 1)[0] == 0
     assert word(g, a) == 0
+
+
+# --- Xen's atomic steps in the write log (evtchn_fifo_set_pending, evtchn_fifo_set_link) ----
+
+
+def full_xen(vcpus: int = 1):
+    """A FIFO guest on a Xen that keeps every write (Recording.FULL), with one array page."""
+    xen = Xen(recording=Recording.FULL)
+    d = xen.domain_create(vcpus=vcpus)
+    to_fifo(d)
+    xen.log.writes.clear()
+    return xen, d
+
+
+def word_writes(xen, port: int) -> list[int]:
+    """The values Xen wrote into ``port``'s event word, in order (page 0 of the array)."""
+    return [w.value for w in xen.log.writes
+            if w.structure is Structure.EVENT_ARRAY and w.gfn == ARRAY_GFN and w.offset == 4 * port]
+
+
+def test_pending_and_linked_are_two_writes_pending_first():
+    """evtchn_fifo_set_pending does test-and-set PENDING, tests MASKED, then test-and-set
+    LINKED: a guest reading the log sees the word go 0 -> P -> P|L, then HEAD and READY."""
+    xen, d = full_xen()
+    port = ipi(d)
+    send(d, port)
+    assert [(w.structure, w.offset, w.value) for w in xen.log.writes] == [
+        (Structure.EVENT_ARRAY, 4 * port, P),
+        (Structure.EVENT_ARRAY, 4 * port, P | L),
+        (Structure.CONTROL_BLOCK, 8 + 4 * Q7, port),  # HEAD[7]
+        (Structure.CONTROL_BLOCK, 0, 1 << Q7),  # READY
+        (Structure.VCPU_INFO, 0, 1),  # evtchn_upcall_pending
+    ]
+    assert d.memory.frame(ARRAY_GFN).xen_writes == 2
+
+
+def test_linking_behind_the_tail_writes_the_tails_link_after_the_new_words_two_steps():
+    """The second event: its own P and L, then the tail's word gets LINK = port (cmpxchg)."""
+    xen, d = full_xen()
+    first, second = ipi(d), ipi(d)
+    send(d, first)
+    xen.log.writes.clear()
+    send(d, second)
+    assert [(w.offset // 4, w.value) for w in xen.log.writes] == [
+        (second, P), (second, P | L), (first, P | L | second)]
+
+
+def test_a_masked_word_gets_only_the_pending_step_and_a_repeat_writes_nothing():
+    """MASKED stops set_pending after step 1; when PENDING is already set, step 1 changes
+    nothing, so nothing is written (a test-and-set that finds its bit set stores no new value)."""
+    xen, d = full_xen()
+    port = ipi(d)
+    set_word(d, port, M)
+    send(d, port)
+    send(d, port)
+    assert word_writes(xen, port) == [M | P]
+    assert d.memory.frame(CONTROL_GFN).xen_writes == 0
+
+
+def test_a_pending_unlinked_word_gets_only_the_linked_step():
+    """PENDING already set (the guest unlinked the word but kept P): only LINKED is written."""
+    xen, d = full_xen()
+    port = ipi(d)
+    set_word(d, port, P)
+    send(d, port)
+    assert word_writes(xen, port) == [P | L]
+
+
+def test_the_full_log_replayed_onto_the_old_bytes_gives_the_new_bytes():
+    """Every change Xen made to the event words is in the log, in order: replaying it over
+    the page as it was reproduces the page as it is."""
+    xen, d = full_xen()
+    ports = [ipi(d) for _ in range(5)]
+    page = d.memory.frame(ARRAY_GFN)
+    before = bytearray(page.data)
+    for port in ports + ports[:2]:
+        send(d, port)
+    consume(d, ports[0])
+    before[4 * ports[0]:4 * ports[0] + 4] = page.data[4 * ports[0]:4 * ports[0] + 4]  # the guest's own write
+    send(d, ports[0])
+    replay = memoryview(before).cast("I")
+    for w in xen.log.writes:
+        if w.gfn == ARRAY_GFN:
+            replay[w.offset // 4] = w.value
+    assert bytes(before) == bytes(page.data)
+
+
+def test_steps_that_change_nothing_are_not_writes_unmask_of_an_unmasked_word_and_the_same_head():
+    """evtchn_fifo_unmask's clear of a MASKED bit that is already clear, and a HEAD store of the
+    port HEAD already holds, leave memory as it was: the log records neither."""
+    xen, d = full_xen()
+    port = ipi(d)
+    send(d, port)
+    consume(d, port)  # HEAD still names the port
+    xen.log.writes.clear()
+    assert op(d, EVTCHNOP_unmask, port=port)[0] == 0  # the word is not MASKED: nothing to clear
+    assert xen.log.writes == []
+    send(d, port)
+    assert [(w.structure, w.value) for w in xen.log.writes] == [
+        (Structure.EVENT_ARRAY, P), (Structure.EVENT_ARRAY, P | L)]  # HEAD already == port; READY still set
+
+
+def race_on(d, tail: int, *changes: int):
+    """A guest vCPU that, racing Xen, XORs ``changes`` into ``tail``'s word, one per window
+    between Xen's read of the tail word and its cmpxchg (``Fifo.guest_race``)."""
+    pending = list(changes)
+
+    def race(port: int) -> None:
+        assert port == tail
+        if pending:
+            set_word(d, port, word(d, port) ^ pending.pop(0))
+
+    d.fifo.guest_race = race
+    return pending
+
+
+def test_set_link_with_a_guest_that_never_races_writes_what_the_inline_path_writes():
+    """The hot path inlines evtchn_fifo_set_link's first, uncontested cmpxchg: with a racing
+    guest that does nothing, ``set_link`` leaves the same bytes and the same log."""
+    results = []
+    for racing in (False, True):
+        xen, d = full_xen()
+        if racing:
+            d.fifo.guest_race = lambda port: None
+        ports = [ipi(d) for _ in range(6)]
+        for port in ports + ports[::2]:
+            send(d, port)
+        consume(d, ports[0])
+        send(d, ports[0])
+        results.append((bytes(d.memory.frame(ARRAY_GFN).data), bytes(d.memory.frame(CONTROL_GFN).data),
+                        [(w.gfn, w.offset, w.value) for w in xen.log.writes]))
+    assert results[0] == results[1]
+
+
+def test_a_guest_write_between_read_and_cmpxchg_makes_xen_set_busy_then_link():
+    """evtchn_fifo_set_link: the first cmpxchg fails because the guest masked the tail; Xen
+    sets BUSY on the tail word, re-reads it and links with a cmpxchg that also clears BUSY."""
+    xen, d = full_xen()
+    tail, port = ipi(d), ipi(d)
+    send(d, tail)
+    xen.log.writes.clear()
+    race_on(d, tail, M)  # the guest masks the linked tail (a change it is allowed to make)
+    send(d, port)
+    assert word_writes(xen, tail) == [P | L | M | B, P | L | M | port]
+    assert word(d, tail) == P | L | M | port
+    assert d.memory.frame(CONTROL_GFN).xen_writes == 2  # only to_fifo's first HEAD and READY
+
+
+def test_a_tail_unlinked_during_the_race_gets_busy_cleared_and_the_port_becomes_head():
+    """The guest consumed the tail between Xen's read and its cmpxchg: Xen sets BUSY, re-reads
+    an unlinked word, clears BUSY again and writes HEAD: the queue was empty after all."""
+    xen, d = full_xen()
+    tail, port = ipi(d), ipi(d)
+    send(d, tail)
+    take_upcall(d)
+    cb(d).words[0] = 0  # the guest took READY
+    xen.log.writes.clear()
+    race_on(d, tail, P | L)  # consume_one_event + ack: LINKED and PENDING cleared
+    send(d, port)
+    assert word_writes(xen, tail) == [B, 0]
+    assert cb(d).head(Q7) == port and cb(d).ready == 1 << Q7
+    assert d.vcpus[0].vcpu_info.evtchn_upcall_pending == 1
+
+
+def test_a_guest_that_keeps_racing_makes_xen_give_up_warn_and_lose_the_event():
+    """Five failed cmpxchgs (one before BUSY, four after): Xen warns "not linked", clears BUSY
+    and treats the port as linked, so it is queued nowhere: the buggy guest loses it."""
+    xen, d = full_xen()
+    first, port = ipi(d), ipi(d)
+    send(d, first)
+    xen.log.writes.clear()
+    left = race_on(d, first, *[M] * 6)  # toggling MASKED faster than Xen can cmpxchg
+    send(d, port)
+    assert len(left) == 1  # Xen raced five times, then gave up
+    assert word_writes(xen, first) == [P | L | M | B, P | L | M]  # BUSY set, then cleared (M toggled 5 times)
+    assert xen.console == [f"domain {d.domain_id}, port {port} not linked"]
+    assert word(d, port) == P | L and tail(d) == port  # Xen believes it queued the port
+    assert cb(d).head(Q7) == first and word(d, first) & EVTCHN_FIFO_LINK_MASK == 0  # nothing leads to it
 
 
 # --- set_priority and bind_vcpu: future links only ---------------------------------------
