@@ -4,8 +4,11 @@ Every notebook under notebooks/ is executed once per session with nbclient, the 
 learner's "Run All" do (ecosystem.md section 2): a fresh python3 kernel started in notebooks/,
 ``MPLBACKEND`` removed from the environment (a kernel that inherits ``Agg`` shows no figures),
 shutdown "immediate" (the graceful one sometimes hangs 3.5 s in ipykernel 7), and the kernel's
-replies polled in one-second slices (tools/sliced_kernel.py). A notebook's "Predict, then reveal" cells
-assert their own answers, so running is testing.
+replies polled in one-second slices (tools/sliced_kernel.py).
+
+The "Predict, then reveal" exercises are stored blank (``prediction = ...``), as a learner gets
+them. Before a run, each prediction cell is given the answer from tests/notebook_answers.toml
+(which only the tests read), and every reveal must then print a check mark: running is testing.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import re
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -35,6 +39,11 @@ MAX_CODE_LINES = 8  # longer than this is a function that belongs in evtsim (sty
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^(#+)\s+(.*)$", re.MULTILINE)
+EXERCISE = re.compile(r"^### \d+\. (.+)$", re.MULTILINE)  # "### 1. Two sends, one look"
+BLANK_PREDICTION = "prediction = ..."
+REVEAL = "reveal(prediction, answer)"
+FOLDED_WHY = "<details><summary>Why?</summary>\n\n"
+ANSWERS = tomllib.loads((ROOT / "tests" / "notebook_answers.toml").read_text(encoding="utf-8"))
 
 def by_name(paths: list[Path]):
     """One test per notebook, named by its file."""
@@ -112,13 +121,53 @@ def test_notebook_closes_with_predict_then_reveal(path):
     assert headings(raw(path), 2)[-1] == "Predict, then reveal"
 
 
+def exercises(nb) -> dict[str, int]:
+    """Each exercise's title (from its "### N. title" heading) -> the index of its prediction cell."""
+    found, title = {}, None
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "markdown":
+            title = (EXERCISE.findall(source(cell)) or [title])[-1]
+        elif source(cell).startswith("prediction = "):
+            assert title not in found, f"two predictions under {title!r}"
+            found[title] = i
+    return found
+
+
+def with_answers(nb, answers: dict[str, object]):
+    """``nb`` with each blank prediction replaced by its answer, as a learner who knows would write it."""
+    for title, i in exercises(nb).items():
+        nb["cells"][i]["source"] = f"prediction = {answers[title]!r}"
+    return nb
+
+
 @by_name(SERIES)
-def test_each_prediction_is_followed_by_a_cell_that_checks_it(path):
-    cells = code_cells(raw(path))
-    predictions = [i for i, c in enumerate(cells) if source(c).startswith("prediction = ")]
-    assert predictions, f"{path.name} has no exercise"
-    for i in predictions:
-        assert "assert prediction == answer" in source(cells[i + 1])
+def test_every_prediction_starts_blank(path):
+    """The answer never sits above its reveal: a learner writes over the ``...``."""
+    cells = raw(path)["cells"]
+    found = exercises(raw(path))
+    assert found, f"{path.name} has no exercise"
+    assert {title: source(cells[i]) for title, i in found.items()} == dict.fromkeys(found, BLANK_PREDICTION)
+
+
+@by_name(SERIES)
+def test_each_prediction_is_followed_by_a_reveal_and_a_folded_why(path):
+    cells = raw(path)["cells"]
+    for title, i in exercises(raw(path)).items():
+        assert source(cells[i + 1]).splitlines()[-1] == REVEAL, f"{path.name}, {title!r}: no reveal after the prediction"
+        assert cells[i + 2]["cell_type"] == "markdown" and source(cells[i + 2]).startswith(FOLDED_WHY), \
+            f"{path.name}, {title!r}: the explanation after the reveal is not folded in <details>"
+        assert "</details>" in source(cells[i + 2])
+
+
+@by_name(SERIES)
+def test_only_the_reveals_read_the_prediction(path):
+    """So a notebook left blank still runs top to bottom (a learner's Run All, the docs build)."""
+    readers = [source(c) for c in code_cells(raw(path)) if re.search(r"\bprediction\b", source(c))]
+    assert all(text == BLANK_PREDICTION or text.endswith(REVEAL) for text in readers)
+
+
+def test_the_answers_file_has_one_answer_for_each_exercise_of_each_notebook():
+    assert {p.stem: list(exercises(raw(p))) for p in SERIES} == {stem: list(a) for stem, a in ANSWERS.items()}
 
 
 @by_name(SERIES)
@@ -169,12 +218,15 @@ def run_headless(nb) -> None:
 
 @pytest.fixture(scope="session")
 def execute():
-    """``execute(path)``: the notebook, run top to bottom in a fresh kernel (cached per path)."""
+    """``execute(path)``: the notebook, its predictions answered, run top to bottom in a fresh kernel
+    (cached per path)."""
     done: dict[Path, object] = {}  # the executed notebook, or the error that stopped it
 
     def run(path: Path):
         if path not in done:
             nb = nbformat.read(path, as_version=4)
+            if path.stem in ANSWERS:
+                nb = with_answers(nb, ANSWERS[path.stem])
             try:
                 run_headless(nb)
                 done[path] = nb
@@ -207,14 +259,15 @@ def test_every_figure_cell_shows_an_image(path, execute):
 
 
 @by_name(SERIES)
-def test_every_reveal_cell_prints_a_check_mark(path, execute):
-    for cell in code_cells(execute(path)):
-        if "assert prediction == answer" in source(cell):
-            printed = "".join(o.get("text", "") for o in outputs(cell) if o.get("output_type") == "stream")
-            assert printed.startswith("\u2713"), source(cell)
+def test_every_reveal_agrees_with_the_answers_file(path, execute):
+    """Each reveal, given the answer from tests/notebook_answers.toml, prints a check mark."""
+    cells = execute(path)["cells"]
+    for title, i in exercises(raw(path)).items():
+        printed = "".join(o.get("text", "") for o in outputs(cells[i + 1]) if o.get("output_type") == "stream")
+        assert printed.startswith("\u2713"), f"{path.name}, {title!r}: {printed.strip()}"
 
 
-@by_name([p for p in NOTEBOOKS if "evtsim.widgets" in p.read_text(encoding="utf-8")])
+@by_name([p for p in NOTEBOOKS if re.search(r"\w_(dashboard|playground)\(", p.read_text(encoding="utf-8"))])
 def test_every_dashboard_renders_as_a_widget_view(path, execute):
     """A dashboard shown as the last expression gives a widget view, not a text repr."""
     shown = [o for cell in code_cells(execute(path)) for o in outputs(cell) if WIDGET_VIEW in o.get("data", {})]

@@ -8,12 +8,15 @@ learner's own kernel code would, and show a fresh snapshot after each action.
 Each view sits in a ``Pane``: its own figure and the widget that shows it (an ``Image`` under
 the inline backend, Voila and static docs; the figure's own canvas under ipympl). A pane redraws
 only what changed, fast enough to follow a slider (``canvas`` explains how).
+
+``reveal`` is the check that ends each "Predict, then reveal" exercise of the notebooks.
 """
 
 from .canvas import Pane
 from .dashboard import Dashboard
 from .hibernation import HibernationDashboard, hibernation_dashboard
 from .playground import Playground, fifo_playground, two_level_playground
+from .reveal import reveal
 
 __all__ = ["Dashboard", "HibernationDashboard", "Pane", "Playground", "fifo_playground", "hibernation_dashboard",
-           "two_level_playground"]
+           "reveal", "two_level_playground"]
