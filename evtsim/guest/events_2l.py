@@ -148,10 +148,17 @@ class TwoLevelOps(EvtchnOps):
         if kernel.domain.is_hvm:  # re-mask, so that Xen's unmask sees a masked port and raises the upcall
             shinfo.evtchn_mask[word] |= bit
             kernel.hypercall(EVTCHNOP_unmask, EvtchnUnmask(port=port))
-        else:  # PV: re-inject the edge by hand
-            info = self.consumer.vcpu_info[cpu]
-            info.sel[0] |= 1 << word
-            info.bytes[VcpuInfoView.UPCALL_PENDING] = 1
+        else:
+            self._resend(cpu, word)
+
+    def _resend(self, cpu: int, word: int) -> None:
+        """The PV path's hw_resend_irq: set this CPU's selector bit for ``word``, and
+        ``evtchn_upcall_pending`` only if that bit was clear (else an upcall is on its way)."""
+        info = self.consumer.vcpu_info[cpu]
+        if info.sel[0] >> word & 1:
+            return
+        info.sel[0] |= 1 << word
+        info.bytes[VcpuInfoView.UPCALL_PENDING] = 1
 
     def resume(self) -> None:
         """evtchn_2l_resume: every online CPU forgets which ports it scans; no hypercall."""

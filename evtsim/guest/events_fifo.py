@@ -12,15 +12,19 @@ benchmarks also drive it by hand.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..abi import (
     EVTCHN_FIFO_EVENT_WORDS_PER_PAGE,
     EVTCHN_FIFO_LINK_MASK,
+    EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES,
     EVTCHN_FIFO_MAX_QUEUES,
     EVTCHN_FIFO_NR_CHANNELS,
     EVTCHNOP_expand_array,
     EVTCHNOP_init_control,
     EVTCHNOP_unmask,
     Abi,
+    Errno,
     EvtchnExpandArray,
     EvtchnInitControl,
     EvtchnUnmask,
@@ -28,11 +32,14 @@ from ..abi import (
     Port,
     errno_name,
 )
-from ..fifo import L, M, P
+from ..fifo import B, L, M, P
 from ..memory import PAGE_SIZE, ControlBlockView, Frame, GuestMemory, SharedInfoLayout, event_words
 from ..xen import SHARED_INFO_GFN, Domain
 from .consumers import Consumer
 from .evtchn_ops import EvtchnOps
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
 
 WORDS_PER_PAGE = EVTCHN_FIFO_EVENT_WORDS_PER_PAGE
 MASKED_PAGE = M.to_bytes(4, "little") * WORDS_PER_PAGE  # init_array_page: every word MASKED
@@ -122,23 +129,63 @@ class FifoConsumer(Consumer):
             self.pages[port >> 10][port & 1023] &= ~P
 
 
+#: How often clear_masked_cond tries its compare-and-swap on a BUSY word before the model
+#: calls it a hang. Linux has no bound. Xen holds BUSY only across its own few tries at
+#: linking (evtchn_fifo_set_link), so a real guest spins briefly; in the model only crafted
+#: memory shows BUSY to a guest, and nothing would ever clear it.
+BUSY_SPINS = 64
+
+
+def clear_masked_cond(page: memoryview, index: int) -> bool | None:
+    """clear_masked_cond: clear M in the word unless it is PENDING; whether M is now clear.
+
+    Linux clears M with a compare-and-swap whose expected value has BUSY clear, so while Xen
+    holds BUSY the swap fails and the guest reads the word again and retries: the guest
+    must not clear MASKED while BUSY is set (commit dae2a1c5f9, design draft H). A word
+    still BUSY after ``BUSY_SPINS`` tries is reported as None: a CPU spinning with
+    interrupts off for ever.
+    """
+    old = page[index]
+    for _ in range(BUSY_SPINS):
+        if not old & M:
+            return True
+        if old & P:
+            return False  # leave it masked: the caller asks Xen, which also links it
+        expected = old & ~B
+        seen = page[index]  # the compare-and-swap: write only if the word is still ``expected``
+        if seen == expected:
+            page[index] = expected & ~M
+            return True
+        old = seen
+    return None
+
+
 class FifoOps(EvtchnOps):
-    """evtchn_ops_fifo: a control block per CPU, event words in pages the kernel adds."""
+    """evtchn_ops_fifo: a control block per CPU, event words in pages the kernel adds.
+
+    ``array_gfns`` is every event-array page the kernel owns (Linux's ``event_array[]``);
+    ``event_array_pages`` how many of them Xen has now. They differ after a resume: the
+    pages are kept, and evtchn_fifo_setup gives them to the new domain again.
+    """
 
     abi = Abi.FIFO
     consumer: FifoConsumer
+
+    def __init__(self, kernel: Kernel) -> None:
+        super().__init__(kernel)
+        self.event_array_pages = 0
 
     def new_consumer(self, memory: GuestMemory, layout: SharedInfoLayout, nr_cpus: int) -> FifoConsumer:
         return FifoConsumer(memory, SHARED_INFO_GFN, layout, nr_cpus)
 
     def attach(self, domain: Domain) -> None:
-        """The shared_info views, then the control blocks and event-array pages, in ``domain``."""
+        """The shared_info views, then the control blocks and the pages Xen has, in ``domain``."""
         super().attach(domain)
         memory, consumer = domain.memory, self.consumer
         for cpu, gfn in self.control_gfns.items():
             consumer.attach_control_block(cpu, memory.frame(gfn), 0)
         consumer.pages.clear()
-        for gfn in self.array_gfns:
+        for gfn in self.array_gfns[:self.event_array_pages]:
             consumer.add_array_page(memory.frame(gfn))
 
     # --- control blocks: evtchn_fifo_init, percpu_init, resume ----------------------------
@@ -173,14 +220,17 @@ class FifoOps(EvtchnOps):
         return rc
 
     def resume(self) -> None:
-        """evtchn_fifo_resume: init_control again for each online CPU's block (BUG on failure)."""
+        """evtchn_fifo_resume: each CPU's own block is cleared and registered again (BUG if
+        Xen refuses); the event array starts empty, and its pages are kept for setup to reuse.
+
+        Linux also frees the block of a CPU that is offline; the model never offlines one."""
         kernel = self.kernel
-        for cpu in kernel.online_cpus:
-            rc = self.init_control_block(cpu, self.control_gfns[cpu])
+        for cpu, gfn in self.control_gfns.items():
+            rc = self.init_control_block(cpu, gfn)
             if rc < 0:
                 kernel.panic(f"evtchn_fifo_resume: init_control(cpu{cpu}) -> {errno_name(rc)}")
                 return
-        self.array_gfns = []
+        self.event_array_pages = 0
         self.consumer.pages.clear()
 
     # --- the event array: evtchn_fifo_setup -------------------------------------------------
@@ -190,24 +240,46 @@ class FifoOps(EvtchnOps):
         return EVTCHN_FIFO_NR_CHANNELS
 
     def nr_channels(self) -> int:
-        """evtchn_fifo_nr_channels: the ports the registered pages cover (none at boot)."""
-        return len(self.consumer.pages) * WORDS_PER_PAGE
+        """evtchn_fifo_nr_channels: the ports the pages Xen has cover (none at boot)."""
+        return self.event_array_pages * WORDS_PER_PAGE
 
     def setup(self, port: Port) -> int:
-        """evtchn_fifo_setup: expand_array with all-MASKED pages until ``port`` has a word.
+        """evtchn_fifo_setup: add pages until ``port`` has an event word; 0 or -errno.
 
-        A failure on the very first page panics; a later one only fails this bind."""
-        kernel = self.kernel
-        while port >= len(self.array_gfns) * WORDS_PER_PAGE:
-            gfn = kernel.alloc_page(MASKED_PAGE)
-            rc = kernel.hypercall(EVTCHNOP_expand_array, EvtchnExpandArray(array_gfn=gfn))
+        A port past the last possible page is -EINVAL. If Xen refuses a page, the very
+        first one panics; a later one fails this bind, and the kernel frees the pages past
+        the last one Xen has (free_unused_array_pages), even ones kept from before a resume.
+        """
+        pages = port // WORDS_PER_PAGE + 1
+        if pages > EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES:
+            return -Errno.EINVAL
+        while self.event_array_pages < pages:
+            rc = self._expand()
             if rc < 0:
-                if not self.array_gfns:
-                    kernel.panic(f"unable to expand event array with initial page ({errno_name(rc)})")
+                self._expand_failed(rc)
                 return rc
-            self.array_gfns.append(gfn)
-            self.consumer.add_array_page(kernel.domain.memory.frame(gfn))
         return 0
+
+    def _expand(self) -> int:
+        """One page more: the kernel's next page if it has one ("might already have a page if
+        we've resumed"), else a new one; all MASKED (init_array_page); EVTCHNOP_expand_array."""
+        kernel = self.kernel
+        if self.event_array_pages == len(self.array_gfns):
+            self.array_gfns.append(kernel.alloc_page())
+        gfn = self.array_gfns[self.event_array_pages]
+        frame = kernel.domain.memory.fill(gfn, MASKED_PAGE, f"{kernel.name}: event channels")
+        rc = kernel.hypercall(EVTCHNOP_expand_array, EvtchnExpandArray(array_gfn=gfn))
+        if rc == 0:
+            self.event_array_pages += 1
+            self.consumer.add_array_page(frame)
+        return rc
+
+    def _expand_failed(self, rc: int) -> None:
+        if self.event_array_pages == 0:
+            self.kernel.panic(f"unable to expand event array with initial page ({errno_name(rc)})")
+        else:
+            self.kernel.log(f"evtchn_fifo_setup: unable to expand event array ({errno_name(rc)})")
+        del self.array_gfns[self.event_array_pages:]
 
     # --- the event word -------------------------------------------------------------------
 
@@ -226,12 +298,13 @@ class FifoOps(EvtchnOps):
             where[0][where[1]] |= M
 
     def unmask(self, port: Port, cpu: int) -> None:
-        """evtchn_fifo_unmask: clear M only if not pending; else ask Xen (EVTCHNOP_unmask)."""
+        """evtchn_fifo_unmask: clear_masked_cond; only a port that is masked and pending
+        needs EVTCHNOP_unmask (Xen clears M and links the event)."""
         where = self.consumer.word_index(port)
         if where is None:
             return
-        page, index = where
-        if page[index] & P:
+        cleared = clear_masked_cond(*where)
+        if cleared is None:
+            self.kernel.lockup(f"cpu{cpu} spins in evtchn_fifo_unmask: port {port} stays BUSY")
+        elif not cleared:
             self.kernel.hypercall(EVTCHNOP_unmask, EvtchnUnmask(port=port))
-        else:
-            page[index] &= ~M

@@ -154,9 +154,16 @@ class Kernel:
 
     def panic(self, message: str) -> None:
         """BUG()/panic(): the kernel stops; nothing it does afterwards happens."""
+        self._die(message, f"kernel panic: {message}")
+
+    def lockup(self, message: str) -> None:
+        """A CPU that spins for ever with interrupts off: as dead as a panic, for the model."""
+        self._die(f"lockup: {message}", f"hard LOCKUP: {message}")
+
+    def _die(self, crashed: str, line: str) -> None:
         if self.crashed is None:
-            self.crashed = message
-            self.log(f"kernel panic: {message}")
+            self.crashed = crashed
+            self.log(line)
 
     def alloc_page(self, contents: bytes | None = None) -> Gfn:
         """__get_free_page for event-channel pages: the next gfn, filled with ``contents``."""
