@@ -238,20 +238,30 @@ class Kernel:
         self.bind_evtchn("console", console_port)
 
     def bind_virq_timer(self, cpu: int) -> None:
-        """bind_virq_to_irq(VIRQ_TIMER): on -EEXIST, find_virq looks the port up by status."""
+        """xen_setup_timer: bind_virq_to_irq(VIRQ_TIMER), then ask for the highest priority.
+
+        Linux asks whatever the ABI and ignores the answer: -ENOSYS on 2-level."""
+        port = self._bind_virq_timer(cpu, find=True)
+        if port:
+            self.hypercall(EVTCHNOP_set_priority, EvtchnSetPriority(port=port, priority=XEN_IRQ_PRIORITY_MAX))
+
+    def _bind_virq_timer(self, cpu: int, *, find: bool) -> Port:
+        """bind_virq_to_irq (on -EEXIST, find_virq looks the port up by status) or, with
+        ``find`` false, restore_cpu_virqs (any error is a BUG): the timer's port, or 0."""
         if self.crashed:
-            return
+            return 0
         arg = EvtchnBindVirq(virq=VIRQ_TIMER, vcpu=cpu)
         rc = self.hypercall(EVTCHNOP_bind_virq, arg)
-        port = arg.port if rc == 0 else self._find_virq(VIRQ_TIMER, cpu) if rc == -Errno.EEXIST else 0
+        port = arg.port if rc == 0 else self._find_virq(VIRQ_TIMER, cpu) if find and rc == -Errno.EEXIST else 0
         if not port:
             self.panic(f"bind_virq(VIRQ_TIMER, cpu{cpu}) failed: {errno_name(rc)}")
-            return
-        self.bind_evtchn(f"timer{cpu}", port, cpu)
-        if f"timer{cpu}" in self.channels:
-            self.timer_ports[cpu] = port
-        if self.abi is Abi.FIFO and not self.crashed:  # xen_setup_timer asks for the highest priority
-            self.hypercall(EVTCHNOP_set_priority, EvtchnSetPriority(port=port, priority=XEN_IRQ_PRIORITY_MAX))
+            return 0
+        name = f"timer{cpu}"
+        self.bind_evtchn(name, port, cpu)
+        if name not in self.channels:
+            return 0
+        self.timer_ports[cpu] = port
+        return port
 
     def _find_virq(self, virq: int, cpu: int) -> Port:
         """find_virq: scan ports with EVTCHNOP_status for the VIRQ already bound on ``cpu``."""
@@ -338,17 +348,24 @@ class Kernel:
         """xen_irq_resume in a new domain: the ABI's resume, then rebind VIRQs and IPIs.
 
         FIFO (evtchn_fifo_resume) re-issues init_control on every CPU and BUGs if Xen says no;
-        2-level (evtchn_2l_resume) only clears its per-CPU masks. Frontends reconnect after.
+        2-level (evtchn_2l_resume) only clears its per-CPU masks. restore_cpu_virqs binds
+        the timers again but does not set their priority (xen_setup_timer does not run
+        again), so a FIFO timer is back at the default priority 7. The xenstore and console
+        drivers bind their new ports; other frontends reconnect after.
         """
         self.attach(domain)
         before = len(self.channels)
         self._forget_ports()
         self.ops.resume()
-        if self.crashed:
-            return
-        self.bind_standard_channels(store_port, console_port)
-        self.log(f"xen_irq_resume: VIRQs and IPIs rebound, xenstore and console from the new params "
-                 f"({len(self.channels)} of the {before} channels so far; frontends reconnect next)")
+        for cpu in self.online_cpus:
+            self._bind_virq_timer(cpu, find=False)
+            for ipi in IPIS:
+                self.bind_ipi(ipi, cpu)
+        self.bind_evtchn("xenstore", store_port)
+        self.bind_evtchn("console", console_port)
+        if not self.crashed:
+            self.log(f"xen_irq_resume: VIRQs and IPIs rebound, xenstore and console from the new params "
+                     f"({len(self.channels)} of the {before} channels so far; frontends reconnect next)")
 
     def _forget_ports(self) -> None:
         """The new domain's ports mean nothing yet: no channel, handler or timer port."""
