@@ -40,7 +40,7 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PUBLIC_MODULES = (
     "abi", "memory", "ports", "two_level", "fifo", "event_channel", "xen", "versions", "faults",
-    "guest.kernel", "guest.evtchn_ops", "guest.events_2l", "guest.events_fifo", "guest.consumers",
+    "guest.kernel", "guest.config", "guest.irq_info", "guest.evtchn_ops", "guest.events_2l", "guest.events_fifo", "guest.consumers",
     "toolstack", "scenario", "scenarios", "snapshot", "trace", "tracefile", "sweep", "plots", "widgets", "cli",
 )
 

@@ -25,13 +25,27 @@ from guest_support import (
     TWO_LEVEL,
     deny_init_control,
     machine,
+    page,
+    peek_wrap,
     record,
     restore,
     send_one_event_per_channel,
 )
 
-from evtsim import EVTCHNOP_init_control, XEN_DOMCTL_CDF_disable_fifo, XEN_DOMCTL_CDF_hvm, Errno, Xen
+from conftest import L, M, P, shinfo_masked
+
+from evtsim import (
+    DOMID_SELF,
+    EVTCHNOP_init_control,
+    EVTCHNOP_status,
+    XEN_DOMCTL_CDF_disable_fifo,
+    XEN_DOMCTL_CDF_hvm,
+    Errno,
+    EvtchnStatus,
+    Xen,
+)
 from evtsim.guest.kernel import IPIS, Kernel, KernelConfig
+from evtsim.memory import ControlBlockView
 from evtsim.toolstack import xl_create
 
 
@@ -143,6 +157,154 @@ def test_each_standard_channel_delivers_to_its_own_handler(config):
     send_one_event_per_channel(m)
     m.kernel.run()
     assert m.kernel.received == Counter({"timer0": 1, "timer1": 1, "xenstore": 1, "console": 1, "resched1": 1})
+
+
+# --- xen_rebind_evtchn_to_cpu ---------------------------------------------------------------
+
+
+def bound_vcpu(m, port: int) -> int:
+    """The vCPU Xen notifies for ``port``, as EVTCHNOP_status reports it to the guest."""
+    status = EvtchnStatus(dom=DOMID_SELF, port=port)
+    assert m.domain.evtchn_op(EVTCHNOP_status, status) == 0
+    return status.vcpu
+
+
+def masked(m, port: int) -> bool:
+    """The port's mask in guest memory: M in its FIFO event word, or its evtchn_mask bit."""
+    if m.kernel.abi == "fifo":
+        return bool(page(m)[port] & M)
+    return shinfo_masked(m.domain, port)
+
+
+def traced(m):
+    m.kernel.consumer.trace = True
+    return m.kernel.consumer.dispatched
+
+
+#: What the rebind of an idle channel from cpu0 to cpu1 asks Xen, run on cpu0: FIFO unmasks in
+#: guest memory; 2-level asks Xen, because the port is now another CPU's (evtchn_2l_unmask).
+REBIND_CALLS = {"fifo": [("bind_vcpu", 0)], "2-level": [("bind_vcpu", 0), ("unmask", 0)]}
+
+
+@BOTH_ABIS
+def test_rebind_masks_the_port_while_bind_vcpu_runs_then_unmasks_it(config):
+    m = machine("master", config)
+    port = m.port("xenstore")
+    seen = []
+    m.domain.evtchn_op = peek_wrap(m.domain.evtchn_op, lambda: seen.append(masked(m, port)))
+    mark = len(m.calls)
+    m.kernel.rebind_evtchn_to_cpu("xenstore", 1)
+    assert m.since(mark) == REBIND_CALLS[m.kernel.abi]
+    assert seen[0] is True  # masked when EVTCHNOP_bind_vcpu was made
+    assert not masked(m, port) and m.kernel.channels["xenstore"].cpu == 1
+    assert bound_vcpu(m, port) == 1
+
+
+@BOTH_ABIS
+def test_after_a_rebind_the_next_event_is_handled_on_the_new_cpu(config):
+    m = machine("master", config)
+    m.kernel.rebind_evtchn_to_cpu("xenstore", 1)
+    dispatched = traced(m)
+    m.guest.backend.notify("xenstore")
+    m.kernel.run()
+    assert dispatched == [(1, m.port("xenstore"))]
+
+
+#: Which CPU's handler takes an event that was pending on cpu0 when the channel moved to cpu1.
+PENDING_EVENT_CPU = {"fifo": 0, "2-level": 1}
+
+
+@BOTH_ABIS
+def test_an_event_pending_at_the_rebind_is_handled_where_linux_finds_it(config):
+    """FIFO: the event stays linked on cpu0's queue, Xen's unmask does not link it again, and
+    cpu0 consumes it. 2-level: the port's bit moved to cpu1's mask, so cpu0's scan skips it
+    and the upcall the unmask raised on vCPU 1 delivers it there. The next event is cpu1's."""
+    m = machine("master", config)
+    port = m.port("xenstore")
+    m.guest.backend.notify("xenstore")
+    m.kernel.rebind_evtchn_to_cpu("xenstore", 1)
+    dispatched = traced(m)
+    m.kernel.run()
+    assert dispatched == [(PENDING_EVENT_CPU[m.kernel.abi], port)]
+    m.guest.backend.notify("xenstore")
+    m.kernel.run()
+    assert dispatched[1:] == [(1, port)]
+    assert m.kernel.received["xenstore"] == 2
+
+
+def test_in_fifo_the_pending_event_is_still_linked_on_the_old_cpus_queue_after_the_rebind():
+    m = machine()
+    port = m.port("xenstore")
+    m.guest.backend.notify("xenstore")
+    mark = len(m.calls)
+    m.kernel.rebind_evtchn_to_cpu("xenstore", 1)
+    assert m.since(mark) == [("bind_vcpu", 0), ("unmask", 0)]  # pending while masked: Xen unmasks
+    assert page(m)[port] == P | L
+    cpu0, cpu1 = (ControlBlockView(m.domain.memory.frame(m.kernel.control_gfns[cpu]), 0) for cpu in (0, 1))
+    assert cpu0.head(7) == port and cpu0.ready >> 7 & 1
+    assert cpu1.ready == 0
+
+
+@BOTH_ABIS
+def test_a_rebind_leaves_a_channel_the_kernel_masked_masked(config):
+    m = machine("master", config)
+    port = m.port("xenstore")
+    m.kernel.mask(port)
+    mark = len(m.calls)
+    m.kernel.rebind_evtchn_to_cpu("xenstore", 1)
+    assert m.since(mark) == [("bind_vcpu", 0)]
+    assert masked(m, port) and m.kernel.channels["xenstore"].cpu == 1
+    m.guest.backend.notify("xenstore")
+    dispatched = traced(m)
+    m.kernel.run()
+    assert dispatched == []
+    m.kernel.unmask(port)
+    m.kernel.run()
+    assert dispatched == [(1, port)]
+
+
+#: Rebinds Xen refuses: (channel, target vCPU, errno). An IPI cannot move (nor can a per-vCPU
+#: VIRQ); the domain has no vCPU 7.
+REFUSED_REBINDS = [
+    pytest.param("resched0", 1, Errno.EINVAL, id="ipi-EINVAL"),
+    pytest.param("console", 7, Errno.ENOENT, id="no-vcpu-ENOENT"),
+]
+
+
+@BOTH_ABIS
+@pytest.mark.parametrize("channel, tcpu, errno", REFUSED_REBINDS)
+def test_a_refused_rebind_leaves_the_kernels_binding_and_unmasks_the_port_again(config, channel, tcpu, errno):
+    m = machine("master", config)
+    port = m.port(channel)
+    mark = len(m.calls)
+    m.kernel.rebind_evtchn_to_cpu(channel, tcpu)
+    assert m.since(mark) == [("bind_vcpu", -errno)]
+    assert m.kernel.channels[channel].cpu == 0 and not masked(m, port)
+    assert bound_vcpu(m, port) == 0
+    if m.kernel.abi == "2-level":  # still in cpu0's mask only
+        assert [mask[port // 64] >> port % 64 & 1 for mask in m.kernel.consumer.cpu_evtchn_mask] == [1, 0]
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda k: k.rebind_evtchn_to_cpu("nosuch", 1), ValueError),
+    (lambda k: k.rebind_evtchn_to_cpu("console", "1"), TypeError),
+    (lambda k: k.rebind_evtchn_to_cpu("console", 1, cpu=5), ValueError),
+    (lambda k: k.unmask(k.channels["console"].port, cpu=None), TypeError),
+], ids=["unknown-channel", "tcpu-not-int", "cpu-offline", "unmask-cpu-not-int"])
+def test_misusing_the_python_api_raises_a_clear_error_and_makes_no_hypercall(call, error):
+    m = machine()
+    mark = len(m.calls)
+    with pytest.raises(error):
+        call(m.kernel)
+    assert m.since(mark) == []
+
+
+def test_a_dead_kernel_rebinds_nothing():
+    m = machine()
+    m.kernel.panic("test")
+    mark = len(m.calls)
+    m.kernel.rebind_evtchn_to_cpu("console", 1)
+    assert m.since(mark) == []
 
 
 # --- 4.5: Xen save/restore ----------------------------------------------------------------

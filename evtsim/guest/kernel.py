@@ -14,12 +14,12 @@ from __future__ import annotations
 import copy
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from enum import Enum
 
 from ..abi import (
     DOMID_SELF,
     EVTCHNOP_alloc_unbound,
     EVTCHNOP_bind_ipi,
+    EVTCHNOP_bind_vcpu,
     EVTCHNOP_bind_virq,
     EVTCHNOP_set_priority,
     EVTCHNOP_status,
@@ -30,6 +30,7 @@ from ..abi import (
     Errno,
     EvtchnAllocUnbound,
     EvtchnBindIpi,
+    EvtchnBindVcpu,
     EvtchnBindVirq,
     EvtchnSetPriority,
     EvtchnStatus,
@@ -39,10 +40,14 @@ from ..abi import (
 )
 from ..memory import PAGE_SIZE
 from ..xen import Domain
+from .config import FallbackPolicy, KernelConfig
 from .consumers import Consumer, Handler
 from .events_2l import TwoLevelOps
 from .events_fifo import FifoOps
 from .evtchn_ops import EvtchnOps
+from .irq_info import Channel, MaskReason, do_mask, do_unmask
+
+__all__ = ["IPIS", "KERNEL_PAGES_GFN", "FallbackPolicy", "Kernel", "KernelConfig", "KernelLog"]
 
 #: Where every kernel of the same binary allocates its event-channel pages (inside guest
 #: RAM, so a hibernation image that is loaded later covers them).
@@ -50,36 +55,6 @@ KERNEL_PAGES_GFN: Gfn = 0x80
 #: Linux's per-CPU IPIs that evtsim binds (XEN_RESCHEDULE_VECTOR, XEN_CALL_FUNCTION_VECTOR).
 IPIS = ("resched", "callfunc")
 XEN_IRQ_PRIORITY_MAX = 0  # the timer's FIFO priority (xen_setup_timer)
-
-
-class FallbackPolicy(str, Enum):
-    """What the kernel does when EVTCHNOP_init_control fails at boot."""
-
-    ANY_ERROR = "any"  # Linux: any negative result -> 2-level
-    ENOSYS_ONLY = "enosys-only"  # a guest that trusts only "not implemented" (the review's worry)
-    NEVER = "never"  # a guest that insists on FIFO
-
-    def falls_back(self, rc: int) -> bool:
-        """Whether a failed init_control returning ``rc`` leads to 2-level (else a panic)."""
-        return self is FallbackPolicy.ANY_ERROR or (self is FallbackPolicy.ENOSYS_ONLY and rc == -Errno.ENOSYS)
-
-
-@dataclass(frozen=True)
-class KernelConfig:
-    """Boot-time choices: the ``xen.fifo_events`` parameter and the fallback policy."""
-
-    fifo_events: bool = True
-    fallback: FallbackPolicy = FallbackPolicy.ANY_ERROR
-
-
-@dataclass
-class Channel:
-    """One bound channel as the kernel knows it (Linux's irq_info): what it is for, its
-    port and the CPU it is bound to."""
-
-    name: str
-    port: Port
-    cpu: int = 0
 
 
 @dataclass
@@ -165,10 +140,10 @@ class Kernel:
             self.crashed = crashed
             self.log(line)
 
-    def alloc_page(self, contents: bytes | None = None) -> Gfn:
-        """__get_free_page for event-channel pages: the next gfn, filled with ``contents``."""
+    def alloc_page(self) -> Gfn:
+        """__get_free_page for event-channel pages: the next gfn, zeroed."""
         gfn, self._next_gfn = self._next_gfn, self._next_gfn + 1
-        self.domain.memory.fill(gfn, contents or bytes(PAGE_SIZE), f"{self.name}: event channels")
+        self.domain.memory.fill(gfn, bytes(PAGE_SIZE), f"{self.name}: event channels")
         return gfn
 
     def channel_of(self, port: Port) -> Channel | None:
@@ -312,7 +287,7 @@ class Kernel:
         channel = self.channels[name] = Channel(name, port)
         self.consumer.handlers[port] = self._handler(name)
         self.bind_evtchn_to_cpu(channel, cpu)
-        self.unmask(port)
+        do_unmask(self.ops, channel, MaskReason.EXPLICIT, 0)  # irq startup: enable_dynirq
 
     def bind_evtchn_to_cpu(self, channel: Channel, cpu: int) -> None:
         """bind_evtchn_to_cpu: the ABI's bind_to_cpu, then the channel records its CPU."""
@@ -324,15 +299,62 @@ class Kernel:
             self.received[name] += 1
         return handler
 
-    # --- masking ---------------------------------------------------------------------------
+    # --- masking and moving: do_mask, do_unmask, xen_rebind_evtchn_to_cpu -------------------
 
     def mask(self, port: Port) -> None:
-        """mask_evtchn: the guest masks ``port`` in its own memory."""
-        self.ops.mask(port)
+        """disable_dynirq: mask ``port`` (mask_evtchn, for a port with no channel)."""
+        if self.crashed:
+            return
+        channel = self.channel_of(port)
+        if channel is None:
+            self.ops.mask(port)
+        else:
+            do_mask(self.ops, channel, MaskReason.EXPLICIT)
 
     def unmask(self, port: Port, cpu: int = 0) -> None:
-        """unmask_evtchn, run on ``cpu``: the ABI's unmask rules decide whether Xen is asked."""
-        self.ops.unmask(port, cpu)
+        """enable_dynirq, run on ``cpu``: unmask ``port`` unless another reason keeps it
+        masked (unmask_evtchn, for a port with no channel); the ABI decides whether Xen is asked."""
+        if self.crashed:
+            return
+        self._check_cpu(cpu)
+        channel = self.channel_of(port)
+        if channel is None:
+            self.ops.unmask(port, cpu)
+        else:
+            do_unmask(self.ops, channel, MaskReason.EXPLICIT, cpu)
+
+    def rebind_evtchn_to_cpu(self, name: str, tcpu: int, *, cpu: int = 0) -> None:
+        """xen_rebind_evtchn_to_cpu, run on ``cpu``: mask, EVTCHNOP_bind_vcpu, unmask.
+
+        The temporary mask keeps an event off the wrong vCPU while the binding changes; a
+        channel masked for another reason stays masked. If Xen refuses (an IPI or a per-vCPU
+        VIRQ cannot move: -EINVAL), Linux ignores it and keeps its own binding. An event
+        already pending is not moved: in FIFO it stays linked on the old vCPU's queue (Xen's
+        unmask finds it LINKED and does not link it again) and the old CPU consumes it; in
+        2-level bind_to_cpu moved the port's bit to the new CPU's mask, and the unmask (a
+        hypercall when run on another CPU) raises the upcall on the new vCPU, which takes
+        it. Every guest here is taken to have the vector callback, so xen_support_evtchn_rebind()
+        holds.
+        """
+        if not isinstance(tcpu, int):
+            raise TypeError(f"tcpu must be a vCPU number (int), not {type(tcpu).__name__}")
+        channel = self.channels.get(name)
+        if channel is None:
+            raise ValueError(f"{self.name} has no channel {name!r}; it has {', '.join(self.channels) or 'none'}")
+        if self.crashed:
+            return
+        self._check_cpu(cpu)
+        do_mask(self.ops, channel, MaskReason.TEMPORARY)
+        if self.hypercall(EVTCHNOP_bind_vcpu, EvtchnBindVcpu(port=channel.port, vcpu=tcpu)) >= 0:
+            self.bind_evtchn_to_cpu(channel, tcpu)
+        do_unmask(self.ops, channel, MaskReason.TEMPORARY, cpu)
+
+    def _check_cpu(self, cpu: int) -> None:
+        """The CPU kernel code runs on must be one of its online CPUs."""
+        if not isinstance(cpu, int):
+            raise TypeError(f"cpu must be an int, not {type(cpu).__name__}")
+        if cpu not in self.online_cpus:
+            raise ValueError(f"cpu{cpu} is not one of {self.name}'s online CPUs {self.online_cpus}")
 
     # --- running ---------------------------------------------------------------------------
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..abi import EVTCHNOP_bind_vcpu, EVTCHNOP_set_priority, Abi, EvtchnBindVcpu, EvtchnSetPriority
-from ..fifo import M
+from ..abi import EVTCHNOP_set_priority, EvtchnSetPriority
 from ..guest.kernel import KernelConfig
 from ..scenario import Shown, Step, World, run
 from ..toolstack import xl_create
@@ -80,16 +79,8 @@ def _create(w: World, p: BasicsParams) -> None:
 
 
 def _mask(shown: Shown, channel: str) -> None:
-    """mask_evtchn: the guest sets the mask bit (2-level) or M (FIFO) itself, no hypercall."""
-    kernel = shown.kernel
-    port = kernel.channels[channel].port
-    if kernel.abi is Abi.FIFO:
-        page, index = kernel.consumer.word_index(port)
-        page[index] |= M
-    else:
-        shinfo = shown.guest.domain.shared_info
-        word, bit = divmod(port, shinfo.layout.bits_per_word)
-        shinfo.evtchn_mask[word] |= 1 << bit
+    """disable_dynirq: the guest sets the mask bit (2-level) or M (FIFO) itself, no hypercall."""
+    shown.kernel.mask(shown.kernel.channels[channel].port)
 
 
 def _unmask(shown: Shown, channel: str) -> None:
@@ -110,9 +101,6 @@ def _priority_then_send(w: World, shown: Shown) -> None:
 
 
 def _move_then_send(w: World, shown: Shown) -> None:
-    """xen_rebind_evtchn_to_cpu: bind_vcpu, then future events go to cpu1's queues."""
-    cpu = min(1, len(shown.guest.domain.vcpus) - 1)
-    channel = shown.kernel.channels["vbd"]
-    shown.guest.domain.evtchn_op(EVTCHNOP_bind_vcpu, EvtchnBindVcpu(port=channel.port, vcpu=cpu))
-    channel.cpu = cpu
+    """xen_rebind_evtchn_to_cpu (mask, bind_vcpu, unmask), then future events go to cpu1's queues."""
+    shown.kernel.rebind_evtchn_to_cpu("vbd", min(1, len(shown.guest.domain.vcpus) - 1))
     send(w, shown, "vbd")
