@@ -1,9 +1,10 @@
-"""The event-channel hypercall: one handler per EVTCHNOP_* sub-op, each returning 0 or
-Xen's negative errno for the running version.
+"""The event-channel sub-ops: one handler per EVTCHNOP_* (reset aside, in ``reset``), each
+returning 0 or Xen's negative errno for the running hypervisor's row.
 
-Models xen/common/event_channel.c (do_event_channel_op and the evtchn_* helpers it calls)
-and the FIFO entry points of xen/common/event_fifo.c. Guest-supplied fields are truncated
-to their C types first, so a huge or negative integer behaves as it would in Xen.
+Models the evtchn_* helpers of xen/common/event_channel.c that do_event_channel_op
+(``hypercall``) calls, and the FIFO entry points of xen/common/event_fifo.c. Guest-supplied
+fields are truncated to their C types first, so a huge or negative integer behaves as it
+would in Xen.
 """
 
 from __future__ import annotations
@@ -48,8 +49,7 @@ from .abi import (
 )
 from .faults import AllocSite
 from .fifo import Fifo
-from .two_level import TwoLevel
-from .versions import ResetRevert, XenVersion
+from .versions import XenVersion
 
 if TYPE_CHECKING:
     from .xen import Domain
@@ -57,48 +57,6 @@ if TYPE_CHECKING:
 NR_PIRQS = 256  # d->nr_pirqs for a typical x86 guest
 # Plain ints: the port table stores states as bytes, and int == int is the fast compare.
 INTERDOMAIN, IPI, UNBOUND = int(ECS.ECS_INTERDOMAIN), int(ECS.ECS_IPI), int(ECS.ECS_UNBOUND)
-PREEMPT_EVERY = 64  # evtchn_reset checks for preemption every 64 ports
-
-
-def do_event_channel_op(d: Domain, cmd: int, arg: object) -> int:
-    """do_event_channel_op: dispatch ``cmd`` from ``d``; unknown sub-ops get -ENOSYS."""
-    if type(cmd) is not int and type(cmd) is not EvtchnOp:
-        _check_cmd(cmd)
-    xen = d.xen
-    xen.log.clock += 1
-    try:
-        op, arg_type, handler, fifo_op = xen.hypercall_table[cmd]
-    except KeyError:
-        return -Errno.ENOSYS  # the default case
-    if type(arg) is not arg_type:
-        raise TypeError(f"{op.name} takes {arg_type.__name__}, got {type(arg).__name__}")
-    if fifo_op:
-        refused = d.fifo_refusal()  # [PATCH v4 1/3]: checked first, before anything else
-        if refused:
-            return refused
-    if xen.xsm.denials:  # a hypothetical XSM hook at entry (the review's question)
-        denied = xen.xsm.check(op, d.domain_id)
-        if denied:
-            return denied
-    return handler(d, arg)
-
-
-def _check_cmd(cmd: object) -> None:
-    """Simulator misuse: ``cmd`` must be an integer (an EVTCHNOP_* number)."""
-    if not isinstance(cmd, int) or isinstance(cmd, bool):
-        raise TypeError(f"cmd must be an EVTCHNOP_* number, got {cmd!r}")
-
-
-def hypercall_table(version: XenVersion) -> dict[int, tuple[EvtchnOp, type, Callable, bool]]:
-    """The sub-ops a Xen implements: 11-13 only with FIFO code, 14 only since XSA-344."""
-    table = {}
-    for op, handler in HANDLERS.items():
-        if op in FIFO_OPS and not version.fifo:
-            continue
-        if op is EvtchnOp.EVTCHNOP_reset_cont and not version.reset_continuation:
-            continue
-        table[int(op)] = (op, ARG_TYPES[op], handler, op in FIFO_OPS)
-    return table
 
 
 # --- port allocation and release ---------------------------------------------------------
@@ -108,7 +66,9 @@ def get_free_port(d: Domain) -> int:
     """get_free_port: the lowest free port, or -EINVAL (dying) / -ENOSPC / -ENOMEM."""
     if d.is_dying:
         return -Errno.EINVAL
-    limit = min(d.max_evtchn_port + 1, d.max_evtchns())
+    limit = d.max_evtchns()
+    if d.max_evtchn_port is not None:  # None: no XEN_DOMCTL_set_max_evtchn (Xen <= 4.3, QEMU) or dom0's INT_MAX
+        limit = min(limit, d.max_evtchn_port + 1)
     busy = d.port_ops.is_busy if d.xen.version.busy_port_skipped else _never_busy
     return d.ports.allocate(limit, busy, lambda: d.xen.faults.take(AllocSite.EVTCHN_BUCKET, d.domain_id))
 
@@ -118,22 +78,32 @@ def _never_busy(port: Port) -> bool:
 
 
 def port_is_valid(d: Domain, port: int) -> bool:
-    """port_is_valid; QEMU's valid_port instead: any port but 0 below the 2-level limit."""
-    if d.xen.version.qemu:
+    """port_is_valid: the port's bucket exists; before XSA-338 (e59ce972d1) also below
+    max_evtchns(d). QEMU's valid_port instead: any port but 0 below the 2-level limit."""
+    version = d.xen.version
+    if version.fixed_port_table:
         return 0 < port < d.shared_info.layout.nr_channels
+    if version.port_valid_below_limit and port >= d.max_evtchns():
+        return False
     return d.ports.is_valid(port)
+
+
+def _reaches_port_ops(d: Domain, port: Port) -> bool:
+    """Whether a port op on ``port`` runs: on a usable port since XSA-343 (evtchn_usable,
+    e045199c7c); on any valid port before it."""
+    return not d.xen.version.usable_gate or d.ports.usable(port)
 
 
 def free_evtchn(d: Domain, port: Port) -> None:
     """free_evtchn: clear the pending state (ABI-specific), then FREE on vCPU 0."""
-    if d.ports.usable(port):
+    if _reaches_port_ops(d, port):
         d.port_ops.clear_pending(port)
     d.ports.release(port)
 
 
 def evtchn_port_set_pending(d: Domain, vcpu_id: int, port: Port) -> None:
-    """evtchn_port_set_pending: only usable ports reach the ABI engine."""
-    if d.ports.usable(port):
+    """evtchn_port_set_pending: only usable ports reach the ABI engine (since XSA-343)."""
+    if _reaches_port_ops(d, port):
         d.port_ops.set_pending(d.vcpus[vcpu_id], port)
 
 
@@ -150,11 +120,13 @@ def _bind(d: Domain, port: Port, state: ECS, vcpu: int = 0) -> None:
 
 def evtchn_alloc_unbound(caller: Domain, arg: EvtchnAllocUnbound) -> int:
     """evtchn_alloc_unbound: a port in ``dom`` that ``remote_dom`` may bind to."""
-    d = caller.xen.domain(u16(arg.dom), caller)
+    dom, remote, version = u16(arg.dom), u16(arg.remote_dom), caller.xen.version
+    if version.foreign_dom_esrch and foreign_domain(caller, dom):
+        return -Errno.ESRCH  # QEMU: no other domain to allocate in
+    d = caller.xen.domain(dom, caller)
     if d is None:
         return -Errno.ESRCH
-    remote = u16(arg.remote_dom)
-    if caller.xen.version.qemu and not caller.privileged and remote not in (DOMID_SELF, caller.domain_id, DOMID_QEMU):
+    if version.peers_qemu_or_self and foreign_domain(caller, remote, DOMID_QEMU):
         return -Errno.EPERM  # QEMU: a guest's peer is QEMU itself (dom0 here) or the guest
     port = get_free_port(d)
     if port < 0:
@@ -169,26 +141,39 @@ def evtchn_alloc_unbound(caller: Domain, arg: EvtchnAllocUnbound) -> int:
 
 
 def evtchn_bind_interdomain(ld: Domain, arg: EvtchnBindInterdomain) -> int:
-    """evtchn_bind_interdomain: connect to ``remote_port``; the new local port is made pending."""
-    rd = ld.xen.domain(u16(arg.remote_dom), ld)
+    """evtchn_bind_interdomain: connect to ``remote_port``; Xen makes the new local port pending.
+
+    QEMU (xen_evtchn_bind_interdomain_op) checks the peer and the remote port number before it
+    allocates, and never marks the new port pending.
+    """
+    dom, rport, version = u16(arg.remote_dom), u32(arg.remote_port), ld.xen.version
+    if version.peers_qemu_or_self and foreign_domain(ld, dom, DOMID_QEMU):
+        return -Errno.ESRCH  # QEMU: peers are QEMU itself or loopback only
+    rd = ld.xen.domain(dom, ld)
     if rd is None:
         return -Errno.ESRCH
-    if ld.xen.version.qemu and not ld.privileged and rd.domain_id not in (ld.domain_id, DOMID_QEMU):
-        return -Errno.ESRCH  # QEMU: peers are QEMU itself or loopback only
+    if version.fixed_port_table and not port_is_valid(rd, rport):
+        return -Errno.EINVAL  # QEMU: valid_port(remote_port) comes before allocate_port
     lport = get_free_port(ld)
     if lport < 0:
         return lport
-    rport, lt, rt = u32(arg.remote_port), ld.ports, rd.ports
-    if not rt.is_valid(rport) or rt.state[rport] != UNBOUND or rt.remote_domid[rport] != ld.domain_id:
-        lt.release(lport)
+    rt = rd.ports
+    if not port_is_valid(rd, rport) or rt.state[rport] != UNBOUND or rt.remote_domid[rport] != ld.domain_id:
+        ld.ports.release(lport)
         return -Errno.EINVAL
+    lt = ld.ports
     _bind(ld, lport, ECS.ECS_INTERDOMAIN)
     lt.remote_domid[lport], lt.remote_port[lport] = rd.domain_id, rport  # u.interdomain.remote_dom
     rt.state[rport], rt.remote_domid[rport], rt.remote_port[rport] = INTERDOMAIN, ld.domain_id, lport
-    # Notifications sent while the remote port was unbound were dropped: make up for them.
-    evtchn_port_set_pending(ld, lt.notify_vcpu_id[lport], lport)
+    if version.interdomain_sets_pending:  # make up for notifications dropped while it was unbound
+        evtchn_port_set_pending(ld, lt.notify_vcpu_id[lport], lport)
     arg.local_port = lport
     return 0
+
+
+def foreign_domain(caller: Domain, domid: int, *also: int) -> bool:
+    """A guest (not dom0, QEMU's stand-in) naming a domain other than itself (or ``also``)."""
+    return not caller.privileged and domid not in (DOMID_SELF, caller.domain_id, *also)
 
 
 def evtchn_bind_virq(d: Domain, arg: EvtchnBindVirq) -> int:
@@ -201,7 +186,7 @@ def evtchn_bind_virq(d: Domain, arg: EvtchnBindVirq) -> int:
     if vcpu >= len(d.vcpus):
         return -Errno.ENOENT
     is_global = virq not in PER_VCPU_VIRQS and virq not in PER_DOMAIN_VIRQS
-    if is_global and d.xen.global_virq_handlers.get(virq, d.xen.dom0) is not d:
+    if is_global and d.xen.version.global_virq_owner and d.xen.global_virq_handlers.get(virq, d.xen.dom0) is not d:
         return -Errno.EBUSY
     v = d.vcpus[vcpu]
     if v.virq_to_evtchn[virq]:
@@ -236,7 +221,7 @@ def evtchn_bind_pirq(d: Domain, arg: EvtchnBindPirq) -> int:
     if not d.is_hvm and not d.privileged:  # pirq_access_permitted
         return -Errno.EPERM
     if d.pirq_to_evtchn.get(pirq):
-        return -Errno.EBUSY if d.xen.version.qemu else -Errno.EEXIST
+        return -d.xen.version.pirq_bound_errno
     port = get_free_port(d)
     if port < 0:
         return port
@@ -255,7 +240,7 @@ def evtchn_close(d: Domain, port: int, guest: bool = True) -> int:
     if xen_consumer and guest:
         return -Errno.EINVAL  # a guest cannot close a Xen-attached port
     if state in (ECS.ECS_FREE, ECS.ECS_RESERVED):
-        return -Errno.ENOENT if d.xen.version.qemu else -Errno.EINVAL
+        return -d.xen.version.close_free_errno
     if state == ECS.ECS_PIRQ:
         d.pirq_to_evtchn.pop(t.pirq[port], None)
     elif state == ECS.ECS_VIRQ:
@@ -273,7 +258,8 @@ def evtchn_close(d: Domain, port: int, guest: bool = True) -> int:
     return 0
 
 
-def _close(d: Domain, arg: EvtchnClose) -> int:
+def close_op(d: Domain, arg: EvtchnClose) -> int:
+    """EVTCHNOP_close from the guest."""
     return evtchn_close(d, u32(arg.port))
 
 
@@ -319,7 +305,10 @@ _STATUS = {
 
 def evtchn_status(caller: Domain, arg: EvtchnStatus) -> int:
     """evtchn_status: what a port of ``dom`` is bound to; FREE and RESERVED read as closed."""
-    d = caller.xen.domain(u16(arg.dom), caller)
+    dom = u16(arg.dom)
+    if caller.xen.version.foreign_dom_esrch and foreign_domain(caller, dom):
+        return -Errno.ESRCH  # QEMU (xen_evtchn_status_op): there is no other domain
+    d = caller.xen.domain(dom, caller)
     if d is None:
         return -Errno.ESRCH
     port = u32(arg.port)
@@ -342,13 +331,19 @@ def evtchn_status(caller: Domain, arg: EvtchnStatus) -> int:
 
 
 def evtchn_bind_vcpu(d: Domain, arg: EvtchnBindVcpu) -> int:
-    """evtchn_bind_vcpu: future notifications go to ``vcpu``; pending ones stay where they are."""
-    port, vcpu = u32(arg.port), u32(arg.vcpu)
+    """evtchn_bind_vcpu: future notifications go to ``vcpu``; pending ones stay where they are.
+
+    QEMU (xen_evtchn_bind_vcpu_op) checks the port before the vCPU, and re-raises a pending,
+    unmasked port on its new vCPU (unmask_port with do_unmask false).
+    """
+    port, vcpu, version = u32(arg.port), u32(arg.vcpu), d.xen.version
+    if version.bind_vcpu_checks_port_first and not port_is_valid(d, port):
+        return -Errno.EINVAL
     if vcpu >= len(d.vcpus):
         return -Errno.ENOENT
-    if not d.ports.is_valid(port):
+    if not port_is_valid(d, port):
         return -Errno.EINVAL
-    chn = d.ports.chn[port]  # not hot: the readable view
+    chn = d.ports.chn[port]
     if chn.xen_consumer:
         return -Errno.EINVAL
     movable = chn.state in (ECS.ECS_UNBOUND, ECS.ECS_INTERDOMAIN, ECS.ECS_PIRQ) or (
@@ -357,82 +352,23 @@ def evtchn_bind_vcpu(d: Domain, arg: EvtchnBindVcpu) -> int:
     if not movable:
         return -Errno.EINVAL  # IPIs, per-vCPU VIRQs, FREE and RESERVED ports stay put
     chn.notify_vcpu_id = vcpu
+    if version.bind_vcpu_raises_pending:
+        d.port_ops.raise_on(d.vcpus[vcpu], port)
     return 0
 
 
 def evtchn_unmask(d: Domain, arg: EvtchnUnmask) -> int:
-    """evtchn_unmask: ABI unmask; 0 even for a valid but free port (a no-op there)."""
+    """evtchn_unmask: ABI unmask; 0 even for a valid but free port (a no-op there since XSA-343;
+    before it, the ABI unmask ran on any valid port). QEMU refuses a free port."""
     port = u32(arg.port)
     if not port_is_valid(d, port):
         return -Errno.EINVAL
-    t = d.ports
-    if d.xen.version.qemu and t.state[port] == ECS.ECS_FREE:
-        return -Errno.EINVAL
-    if t.usable(port):
+    refused = d.xen.version.unmask_free_errno
+    if refused is not None and d.ports.state[port] == ECS.ECS_FREE:
+        return -refused
+    if _reaches_port_ops(d, port):
         d.port_ops.unmask(port)
     return 0
-
-
-# --- reset (10, 14) ----------------------------------------------------------------------
-
-
-def evtchn_reset(caller: Domain, arg: EvtchnReset, resuming: bool = False) -> int:
-    """EVTCHNOP_reset / reset_cont: close every port; which versions revert FIFO varies."""
-    dom = u16(arg.dom)
-    d = caller.xen.domain(dom, caller)
-    if d is None or (caller.xen.version.qemu and d is not caller):
-        return -Errno.ESRCH
-    if d is not caller and not caller.privileged:  # xsm_evtchn_reset(XSM_TARGET)
-        return -Errno.EPERM
-    revert = {
-        ResetRevert.NEVER: False,
-        ResetRevert.SELF: dom == DOMID_SELF,  # 400b3bd642 tested the literal DOMID_SELF
-        ResetRevert.ALWAYS: True,
-    }[caller.xen.version.reset_revert]
-    if caller.xen.version.reset_revert is ResetRevert.ALWAYS:
-        if d is not caller and not d.controller_paused:
-            return -Errno.EINVAL
-    return evtchn_reset_loop(d, resuming, revert)
-
-
-def evtchn_reset_loop(d: Domain, resuming: bool, revert: bool) -> int:
-    """evtchn_reset: close ports (with -EBUSY/continuations where XSA-344 applies), revert."""
-    xen = d.xen
-    if xen.version.reset_continuation:
-        start = d.next_evtchn if resuming else int(not d.next_evtchn)
-        if not start:
-            return -Errno.EBUSY  # a reset is already running, or reset_cont without one
-        d.next_evtchn = max(d.next_evtchn, start)
-    else:
-        start = 1
-    port = start
-    xen_ports = _xen_ports(d)  # Xen-consumer ports refuse a guest close and survive
-    while d.ports.is_valid(port) and d.ports.active > xen_ports:
-        evtchn_close(d, port)
-        port += 1
-        if xen.preempt_reset and xen.version.reset_continuation and port % PREEMPT_EVERY == 0:
-            d.next_evtchn = port
-            xen.continuations += 1  # -ERESTART: re-entered as EVTCHNOP_reset_cont
-    d.next_evtchn = 0
-    if revert and d.fifo is not None:
-        d.fifo.destroy()
-        d.fifo = None
-        d.port_ops = TwoLevel(d)  # evtchn_2l_init
-    return 0
-
-
-def _xen_ports(d: Domain) -> int:
-    """How many ports Xen itself consumes (they survive a reset)."""
-    t = d.ports
-    return sum(1 for port, xen in enumerate(t.xen_consumer) if xen and t.state[port] != ECS.ECS_FREE)
-
-
-def _reset(d: Domain, arg: EvtchnReset) -> int:
-    return evtchn_reset(d, arg)
-
-
-def _reset_cont(d: Domain, arg: EvtchnReset) -> int:
-    return evtchn_reset(d, arg, resuming=True)
 
 
 # --- FIFO sub-ops 11-13 ------------------------------------------------------------------
@@ -489,31 +425,13 @@ def evtchn_expand_array(d: Domain, arg: EvtchnExpandArray) -> int:
 
 
 def evtchn_set_priority(d: Domain, arg: EvtchnSetPriority) -> int:
-    """evtchn_set_priority: -EINVAL bad port, -ENOSYS in 2-level, -EACCES unusable port."""
+    """evtchn_set_priority: -EINVAL bad port, -ENOSYS in 2-level, -EACCES unusable port (since
+    XSA-343, e045199c7c: before it any valid port took the priority)."""
     port = u32(arg.port)
-    if not d.ports.is_valid(port):
+    if not port_is_valid(d, port):
         return -Errno.EINVAL
     if d.port_ops.set_priority is None:
         return -Errno.ENOSYS
-    if not d.ports.usable(port):
+    if not _reaches_port_ops(d, port):
         return -Errno.EACCES
     return d.port_ops.set_priority(port, u32(arg.priority))
-
-
-HANDLERS: dict[EvtchnOp, Callable[[Domain, object], int]] = {
-    EvtchnOp.EVTCHNOP_bind_interdomain: evtchn_bind_interdomain,
-    EvtchnOp.EVTCHNOP_bind_virq: evtchn_bind_virq,
-    EvtchnOp.EVTCHNOP_bind_pirq: evtchn_bind_pirq,
-    EvtchnOp.EVTCHNOP_close: _close,
-    EvtchnOp.EVTCHNOP_send: evtchn_send,
-    EvtchnOp.EVTCHNOP_status: evtchn_status,
-    EvtchnOp.EVTCHNOP_alloc_unbound: evtchn_alloc_unbound,
-    EvtchnOp.EVTCHNOP_bind_ipi: evtchn_bind_ipi,
-    EvtchnOp.EVTCHNOP_bind_vcpu: evtchn_bind_vcpu,
-    EvtchnOp.EVTCHNOP_unmask: evtchn_unmask,
-    EvtchnOp.EVTCHNOP_reset: _reset,
-    EvtchnOp.EVTCHNOP_init_control: evtchn_init_control,
-    EvtchnOp.EVTCHNOP_expand_array: evtchn_expand_array,
-    EvtchnOp.EVTCHNOP_set_priority: evtchn_set_priority,
-    EvtchnOp.EVTCHNOP_reset_cont: _reset_cont,
-}

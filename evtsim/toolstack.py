@@ -22,7 +22,7 @@ from .abi import (
     EvtchnSend,
     Port,
 )
-from .xen import XL_MAX_EVTCHN_PORT, Domain, Xen
+from .xen import Domain, Xen
 
 
 @dataclass
@@ -62,8 +62,9 @@ class GuestHandle:
 
 
 def xl_create(xen: Xen, *, vcpus: int = 2, flags: int = XEN_DOMCTL_CDF_hvm,
-              max_evtchn_port: int = XL_MAX_EVTCHN_PORT, compat: bool = False) -> GuestHandle:
-    """libxl domain creation: the domain, then its xenstore and console channels."""
+              max_evtchn_port: int | None = None, compat: bool = False) -> GuestHandle:
+    """libxl domain creation: the domain (``max_evtchn_port`` None: xl's default where the
+    knob exists), then its xenstore and console channels."""
     domain = xen.domain_create(vcpus=vcpus, flags=flags, max_evtchn_port=max_evtchn_port, compat=compat)
     backend = Backend(xen, domain)
     store, console = plumb(backend)

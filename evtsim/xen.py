@@ -22,7 +22,8 @@ from .abi import (
     Errno,
     Gfn,
 )
-from .event_channel import do_event_channel_op, evtchn_close, evtchn_reset_loop, get_free_port, hypercall_table
+from .event_channel import evtchn_close, get_free_port
+from .hypercall import do_event_channel_op, hypercall_table
 from .faults import Faults, Xsm
 from .memory import (
     LAYOUT_32,
@@ -37,6 +38,7 @@ from .memory import (
 )
 from .ports import EvtchnPortOps, PortTable
 from .two_level import TwoLevel
+from .reset import evtchn_reset
 from .versions import Bit7, XenVersion, xen_version
 
 #: Where the guest maps shared_info (XENMAPSPACE_shared_info); outside ordinary RAM.
@@ -79,18 +81,21 @@ class Vcpu:
 class Domain:
     """What Xen keeps for one guest. Create domains with ``Xen.domain_create``."""
 
-    def __init__(self, xen: Xen, domid: DomId, *, vcpus: int, max_evtchn_port: int, flags: int,
+    def __init__(self, xen: Xen, domid: DomId, *, vcpus: int, max_evtchn_port: int | None, flags: int,
                  compat: bool, privileged: bool, nr_frames: int) -> None:
         self.xen = xen
         self.domain_id = domid
         self.flags = flags
         self.compat = compat  # has_32bit_shinfo: a 32-bit x86 guest
         self.privileged = privileged
-        self.max_evtchn_port = max_evtchn_port
+        self.max_evtchn_port = max_evtchn_port  # None: no limit below the ABI's (Xen's INT_MAX)
         self.nr_frames = nr_frames  # guest RAM: gfns 0 .. nr_frames-1 are writable pages
         self.is_dying = False
         self.controller_paused = False
         self.next_evtchn = 0  # a reset in progress resumes here (XSA-344)
+        # evtchn_2l_init's d->max_evtchns before XSA-342: latched at creation, before Xen knew
+        # the guest's word size, so as for a 64-bit guest (4096)
+        self.evtchn_2l_limit = LAYOUT_64.nr_channels
         self.pirq_to_evtchn: dict[int, int] = {}
         self.memory = GuestMemory()
         frame = self.memory.frame(SHARED_INFO_GFN)
@@ -98,7 +103,7 @@ class Domain:
         self.shared_info = SharedInfoView(frame, LAYOUT_32 if compat else LAYOUT_64)
         self.vcpus = [Vcpu(self, i) for i in range(vcpus)]
         self.ports = PortTable(xen.domains)
-        if xen.version.qemu:
+        if xen.version.fixed_port_table:  # QEMU's port_table[EVTCHN_2L_NR_CHANNELS]
             self.ports.grow_to(self.shared_info.layout.nr_channels)
         self.fifo = None  # d->evtchn_fifo: set by the first init_control
         self.port_ops: EvtchnPortOps = TwoLevel(self)  # evtchn_2l_init
@@ -116,10 +121,13 @@ class Domain:
         return bool(self.flags & XEN_DOMCTL_CDF_hvm)
 
     def max_evtchns(self) -> int:
-        """max_evtchns(d): 131072 once FIFO exists, else BITS_PER_EVTCHN_WORD squared."""
+        """max_evtchns(d): 131072 once FIFO exists, else BITS_PER_EVTCHN_WORD squared for this
+        guest; before XSA-342 (62bcdc4edb, 4.15) the 2-level value evtchn_2l_init latched."""
         if self.fifo is not None:
             return EVTCHN_FIFO_NR_CHANNELS
-        return self.shared_info.layout.nr_channels
+        if self.xen.version.dynamic_2l_limit:
+            return self.shared_info.layout.nr_channels
+        return self.evtchn_2l_limit
 
     def fifo_refusal(self) -> int:
         """0, or the errno the 2020 series' flag makes the three FIFO ops return."""
@@ -163,15 +171,17 @@ class Xen:
         self.xsm = Xsm()
         self.faults = Faults()
         self.disable_fifo_errno = -Errno.ENOSYS  # what the 2020 flag returns (the review's question)
-        self.preempt_reset = preempt_reset  # make hypercall_preempt_check fire every 64 ports
-        self.continuations = 0
+        # hypercall_preempt_check in evtchn_reset answers yes every 64 ports (evtsim.reset)
+        self.preempt_reset = preempt_reset
+        self.continuations = 0  # hypercall continuations Xen created (-ERESTART turned into *_cont)
         self.console: list[str] = []  # Xen's warnings (printk), e.g. lost events
         self.global_virq_handlers: dict[int, Domain] = {}
         self.xen_consumers: dict[tuple[DomId, int], XenConsumer] = {}
         self._next_domid = 1
         dom0_flags = 1 << 7 if self.version.bit7 is Bit7.EVTCHN_FIFO else 0  # v5: dom0 gets FIFO
-        self.dom0 = self.domain_create(vcpus=dom0_vcpus, domid=0, privileged=True, flags=dom0_flags,
-                                       max_evtchn_port=EVTCHN_FIFO_NR_CHANNELS - 1)
+        self._sanitise(dom0_flags, dom0_vcpus)
+        self.dom0 = self._new_domain(0, vcpus=dom0_vcpus, max_evtchn_port=None, flags=dom0_flags, compat=False,
+                                     privileged=True, nr_frames=1 << 18)  # dom0: no port limit (INT_MAX)
 
     @property
     def clock(self) -> int:
@@ -183,19 +193,39 @@ class Xen:
         self.log.clock += 1
         return self.log.clock
 
-    def domain_create(self, *, vcpus: int = 1, max_evtchn_port: int = XL_MAX_EVTCHN_PORT,
+    def domain_create(self, *, vcpus: int = 1, max_evtchn_port: int | None = None,
                       flags: int = XEN_DOMCTL_CDF_hvm, compat: bool = False, privileged: bool = False,
                       domid: DomId | None = None, nr_frames: int = 1 << 18) -> Domain:
-        """XEN_DOMCTL_createdomain; raises DomctlError where sanitise_domain_config refuses."""
+        """XEN_DOMCTL_createdomain as xl issues it; raises DomctlError where Xen refuses.
+
+        ``max_evtchn_port`` is xl's ``max_event_channels`` (XEN_DOMCTL_set_max_evtchn, a77eb86f44,
+        4.4): None takes xl's default, 1023, where the knob exists; Xen 4.3 and QEMU have no
+        such knob, so their guests are limited by the ABI alone and a value is refused.
+        """
         self._sanitise(flags, vcpus)
+        limit = self._max_evtchn_port(max_evtchn_port)
         if domid is None:
             domid, self._next_domid = self._next_domid, self._next_domid + 1
         if domid in self.domains or not 0 <= domid < DOMID_SELF:
             raise DomctlError(Errno.EEXIST, f"domain id {domid} is taken or out of range")
-        d = Domain(self, domid, vcpus=vcpus, max_evtchn_port=max_evtchn_port, flags=flags,
-                   compat=compat, privileged=privileged, nr_frames=nr_frames)
+        return self._new_domain(domid, vcpus=vcpus, max_evtchn_port=limit, flags=flags, compat=compat,
+                                privileged=privileged, nr_frames=nr_frames)
+
+    def _new_domain(self, domid: DomId, **config: object) -> Domain:
+        d = Domain(self, domid, **config)
         self.domains[domid] = d
         return d
+
+    def _max_evtchn_port(self, value: int | None) -> int | None:
+        """The limit a new domain gets: xl's default or ``value`` where the knob exists."""
+        if value is not None and (type(value) is not int or value < 0):
+            raise TypeError(f"max_evtchn_port is a port number (a non-negative int) or None, got {value!r}")
+        if not self.version.max_evtchn_port:
+            if value is not None:
+                raise DomctlError(Errno.ENOSYS, f"Xen {self.version.name} has no max_evtchn_port "
+                                                "(XEN_DOMCTL_set_max_evtchn arrived in 4.4, a77eb86f44)")
+            return None
+        return XL_MAX_EVTCHN_PORT if value is None else value
 
     def _sanitise(self, flags: int, vcpus: int) -> None:
         if not 1 <= vcpus <= XEN_LEGACY_MAX_VCPUS:
@@ -226,14 +256,19 @@ class Xen:
         """XEN_DOMCTL_pausedomain / unpausedomain (controller pause)."""
         d.controller_paused = paused
 
-    def domain_soft_reset(self, d: Domain) -> int:
+    def domain_soft_reset(self, d: Domain, resuming: bool = False) -> int:
         """XEN_DOMCTL_soft_reset (1a043f9dc7, 4.7): evtchn_reset, reverting FIFO to 2-level.
 
-        The toolstack runs it for a guest that asked for SHUTDOWN_soft_reset (kexec).
+        The toolstack runs it for a guest that asked for SHUTDOWN_soft_reset (kexec). Where the
+        reset can be preempted (XSA-344) it may return -ERESTART: the toolstack's hypercall is
+        then continued as XEN_DOMCTL_soft_reset_cont, which is ``resuming=True`` here.
         """
         if not self.version.soft_reset:
             return -Errno.ENOSYS
-        return evtchn_reset_loop(d, False, revert=True)
+        rc = evtchn_reset(d, None, resuming, revert=True)
+        if rc == -Errno.ERESTART:
+            self.continuations += 1
+        return rc
 
     # --- Xen-originated events -----------------------------------------------------------
 

@@ -371,19 +371,6 @@ def test_soft_reset_does_not_exist_on_4_5():
     assert [status(g, p) for p in ports] == [EVTCHNSTAT_ipi] * 3
 
 
-def test_preempted_reset_continues_and_still_closes_every_port():
-    """XSA-344 (2785b2a9e0): a reset preempted every 64 ports continues as EVTCHNOP_reset_cont."""
-    xen = Xen("master", preempt_reset=True)
-    g = xen.domain_create()
-    to_fifo(g)
-    for _ in range(100):
-        ipi(g)
-    assert op(g, EVTCHNOP_reset, dom=DOMID_SELF)[0] == 0
-    assert xen.continuations >= 1
-    assert g.ports.active == 0 and g.ports.bound() == []
-    assert g.abi == "2-level"
-
-
 def test_reset_without_preemption_needs_no_continuation():
     """evtchn_reset, control for the test above: the same reset, never preempted, runs in one go."""
     xen, g, _ = fifo_guest_with_ports("master", ports=100)

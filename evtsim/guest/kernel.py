@@ -21,6 +21,7 @@ from ..abi import (
     EVTCHNOP_bind_ipi,
     EVTCHNOP_bind_vcpu,
     EVTCHNOP_bind_virq,
+    EVTCHNOP_reset_cont,
     EVTCHNOP_set_priority,
     EVTCHNOP_status,
     EVTCHNSTAT_virq,
@@ -121,8 +122,15 @@ class Kernel:
         return len(self.domain.vcpus)
 
     def hypercall(self, cmd: int, arg: object) -> int:
-        """Issue one event-channel hypercall, logging any failure with Xen's errno."""
+        """Issue one event-channel hypercall, logging any failure with Xen's errno.
+
+        A reset Xen preempted comes back as -ERESTART; the vCPU re-enters it as
+        EVTCHNOP_reset_cont before the kernel runs on, as hardware re-executes a continued
+        hypercall (evtsim.reset).
+        """
         rc = self.domain.evtchn_op(cmd, arg)
+        while rc == -Errno.ERESTART:
+            rc = self.domain.evtchn_op(EVTCHNOP_reset_cont, arg)
         if rc < 0:
             self.log(f"{cmd.name} -> {errno_name(rc)}")
         return rc

@@ -137,7 +137,7 @@ def _boot_kernel_resets(w: World) -> None:
     kernel = shown.kernel
     if kernel.crashed:
         return
-    rc = kernel.domain.evtchn_op(EVTCHNOP_reset, EvtchnReset(dom=DOMID_SELF))
+    rc = kernel.hypercall(EVTCHNOP_reset, EvtchnReset(dom=DOMID_SELF))  # re-enters a continuation
     w.note(f"EVTCHNOP_reset -> {errno_name(rc)}; Xen now runs this domain in {kernel.domain.abi} "
            "(evtchn_reset); xenstore and console are closed too")
     w.channels_closed.extend(["xenstore", "console"])

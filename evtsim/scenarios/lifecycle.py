@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..abi import XEN_DOMCTL_CDF_disable_fifo, XEN_DOMCTL_CDF_hvm, errno_name
+from ..abi import XEN_DOMCTL_CDF_disable_fifo, XEN_DOMCTL_CDF_hvm, Errno, errno_name
 from ..guest.kernel import KERNEL_PAGES_GFN, Kernel, KernelConfig
 from ..scenario import Step, World, run
 from ..toolstack import plumb
@@ -156,6 +156,8 @@ def _soft_reset(w: World) -> None:
     shown = w.shown["guest"]
     xen = w.hosts["host"]
     rc = xen.domain_soft_reset(shown.guest.domain)
+    while rc == -Errno.ERESTART:  # the domctl continued as XEN_DOMCTL_soft_reset_cont (XSA-344)
+        rc = xen.domain_soft_reset(shown.guest.domain, resuming=True)
     w.note(f"XEN_DOMCTL_soft_reset -> {errno_name(rc)}; Xen runs the domain in {shown.guest.domain.abi}")
     if rc == 0:  # every port is closed: libxl plumbs xenstore and console again
         store, console = plumb(shown.guest.backend)
