@@ -24,6 +24,7 @@ from types import ModuleType
 
 from .scenarios import ERRNOS, FIXES, SCENARIOS, Scenario, run_scenario
 from .sweep import Row, alternatives_matrix, sweep
+from .text import printable
 from .trace import Outcome, Trace
 from .versions import XEN_VERSIONS
 
@@ -60,12 +61,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def error_text(e: BaseException) -> str:
-    """One line: an OSError as ``FILE: reason``, anything else as its message."""
+    """One printable line: an OSError as ``FILE: reason``, anything else as its message."""
     if isinstance(e, OSError) and e.filename is not None:
         text = f"{e.filename}: {e.strerror or e}"
     else:
         text = str(e) or type(e).__name__
-    return " ".join(text.split())
+    return printable(" ".join(text.split()))
 
 
 def build_parser() -> ArgumentParser:
@@ -148,20 +149,26 @@ def boolean(text: str) -> bool:
 
 
 def print_trace(trace: Trace, quiz: bool = False, verbose: bool = False) -> None:
-    """The header, one line per step (its notes under it with ``verbose``), the outcome."""
+    """The header, one line per step (its notes under it with ``verbose``), the outcome; every
+    character a terminal would act on escaped (a loaded trace's strings come from a file)."""
     lines = trace.lines(quiz=quiz)
     steps = len(trace.records)
-    print(lines[0])
+    say(lines[0])
     for record, line in zip(trace.records, lines[1:1 + steps]):
-        print(line)
+        say(line)
         if verbose:
             for note in record.notes:
-                print(NOTE_INDENT + note)
+                say(NOTE_INDENT + note)
     for line in lines[1 + steps:]:
-        print(line)
+        say(line)
     if not quiz:
         for line in outcome_details(trace.outcome):
-            print("  " + line)
+            say("  " + line)
+
+
+def say(line: str) -> None:
+    """Print one line of output, escaped (evtsim.text.printable)."""
+    print(printable(line))
 
 
 def outcome_details(o: Outcome) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from evtsim.cli import main
-from evtsim.scenarios import FIXES, SCENARIOS
+from evtsim.scenarios import FIXES, SCENARIOS, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -117,3 +118,59 @@ def test_matrix_csv_has_a_header_and_a_row_per_run():
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert len(rows) >= 200
     assert {"fix", "errno", "guest_fallback", "verdict", "delivered", "sent"} <= set(rows[0])
+
+
+# show on hostile files -------------------------------------------------------------------------
+
+def saved_trace(tmp_path: Path, **fields: str) -> Path:
+    """The default hibernation trace saved to a file, with string ``fields`` of record 1 replaced."""
+    from evtsim import tracefile  # noqa: PLC0415  (optional module)
+
+    doc = json.loads(tracefile.dumps(run_scenario("hibernation")))
+    doc["records"][1].update(fields)
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def refusal(done: subprocess.CompletedProcess) -> str:
+    """The one error line of a refused command (exit 2, nothing on stdout)."""
+    assert (done.returncode, done.stdout, len(done.stderr.splitlines())) == (2, "", 1), done
+    return done.stderr.removeprefix("evtsim: error: ").rstrip("\n")
+
+
+def test_show_refuses_an_object_of_100000_keys_at_once(tmp_path):
+    path = tmp_path / "keys.json"
+    path.write_text("{" + ", ".join(f'"k{i}": 0' for i in range(100_000)) + "}")
+    assert refusal(evtsim("show", str(path))) == f"{path}: not an evtsim trace: no 'format' field"
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/dev/zero", "a character device"), ("/", "a directory")])
+def test_show_refuses_a_device_or_directory_without_reading_it(path, kind):
+    assert refusal(evtsim("show", path)) == f"{path}: not a regular file ({kind})"
+
+
+def test_show_refuses_a_named_pipe_without_blocking(tmp_path):
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert refusal(evtsim("show", str(pipe))) == f"{pipe}: not a regular file (a named pipe)"
+
+
+def test_show_refuses_a_lone_surrogate_naming_the_file_and_field(tmp_path):
+    path = saved_trace(tmp_path, step="boot \ud800")
+    assert refusal(evtsim("show", str(path))) == (
+        f"{path}: records[1].step: 'boot \\ud800' holds a lone surrogate, which is not text")
+
+
+def test_show_escapes_ansi_escapes_nul_and_cr_in_every_string_it_prints(tmp_path):
+    """Step names, hosts, parameters, notes (-v), call names: nothing reaches the terminal raw."""
+    hostile = "\x1b[2J\x1b]0;pwned\x07\x00\r\u202e"
+    path = saved_trace(tmp_path, step=f"boot{hostile}", host=hostile, notes=[f"note{hostile}"])
+    done = evtsim("show", "-v", str(path))
+    assert done.returncode == 0, done.stderr
+    assert all(c.isprintable() for c in done.stdout.replace("\n", "")), repr(done.stdout)
+    escaped = "\\x1b[2J\\x1b]0;pwned\\x07\\x00\\r\\u202e"
+    lines = done.stdout.splitlines()
+    step = lines.index(next(line for line in lines if "boot" in line))
+    assert lines[step].startswith(f"[ 1] {escaped} boot{escaped}")
+    assert lines[step + 1] == f"        note{escaped}"  # CR and ESC kept it on its own line

@@ -9,6 +9,7 @@ from __future__ import annotations
 import builtins
 import dataclasses
 import json
+import os
 import pickle
 import re
 
@@ -263,3 +264,77 @@ def test_loading_never_calls_eval_exec_or_pickle(trace: Trace, monkeypatch) -> N
     for owner, name in ((builtins, "eval"), (builtins, "exec"), (pickle, "loads"), (pickle, "load")):
         monkeypatch.setattr(owner, name, forbidden)
     assert loads(text) == trace
+
+
+# Hostile files: bounded work, regular files only, strings that are text ------------------------
+
+def many_keys(n: int, extra: str = "") -> str:
+    """A JSON object with ``n`` distinct keys (100,000 make 1.2 MB), then ``extra`` pairs."""
+    return "{" + ", ".join(f'"k{i}": 0' for i in range(n)) + extra + "}"
+
+
+def test_an_object_with_100000_keys_is_refused_by_its_first_wrong_field() -> None:
+    """The duplicate-key check is one set lookup per key; it used to compare every key with
+    every other one, and a 1.2 MB file kept the loader busy for minutes."""
+    assert refused(many_keys(100_000)) == "not an evtsim trace: no 'format' field"
+
+
+def test_a_duplicate_key_after_100000_others_is_found() -> None:
+    assert refused(many_keys(100_000, ', "k99999": 1')) == "not JSON: duplicate key 'k99999'"
+
+
+def test_text_over_the_size_limit_is_refused_before_it_is_parsed() -> None:
+    assert refused(" " * (tracefile.MAX_BYTES + 1)) == (f"too large for a trace file: {tracefile.MAX_BYTES + 1} "
+                                                        f"bytes (at most {tracefile.MAX_BYTES})")
+
+
+def test_a_file_over_the_size_limit_is_refused_from_its_size_before_anything_is_read(tmp_path) -> None:
+    """A sparse 4 GiB file: read whole it would exhaust memory; its size alone refuses it."""
+    path = tmp_path / "huge.json"
+    with open(path, "wb") as f:
+        f.truncate(4 << 30)
+    with pytest.raises(TraceFileError, match=rf"^too large for a trace file: {4 << 30} bytes \(at most"):
+        load(path)
+
+
+@pytest.mark.parametrize(("path", "kind"), [("/dev/zero", "a character device"), ("/dev/null", "a character device"),
+                                             (".", "a directory")])
+def test_anything_but_a_regular_file_is_refused_before_it_is_read(path: str, kind: str) -> None:
+    with pytest.raises(TraceFileError) as info:
+        load(path)
+    assert str(info.value) == f"not a regular file ({kind})"
+
+
+def test_a_named_pipe_is_refused_without_waiting_for_a_writer(tmp_path) -> None:
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    with pytest.raises(TraceFileError) as info:
+        load(pipe)
+    assert str(info.value) == "not a regular file (a named pipe)"
+
+
+def test_a_lone_surrogate_in_a_string_field_is_refused_with_its_path(doc: dict) -> None:
+    text = json.dumps(doc).replace('"notes": [', '"notes": ["boot \\ud800 done", ', 1)
+    assert refused(text) == "records[0].notes[0]: 'boot \\ud800 done' holds a lone surrogate, which is not text"
+
+
+def test_a_surrogate_pair_written_as_escapes_is_text(doc: dict) -> None:
+    text = json.dumps(doc).replace('"notes": [', '"notes": ["\\ud83d\\ude00", ', 1)
+    assert loads(text).records[0].notes[0] == "\U0001f600"
+
+
+def test_an_unknown_field_named_with_control_characters_is_named_escaped(doc: dict) -> None:
+    doc["records"][0]["\x1b[2J\ud800"] = 1
+    assert refused(doc) == "unknown field records[0].\\x1b[2J\\ud800 (Record has no such field)"
+
+
+def test_saving_a_lone_surrogate_is_refused(trace: Trace) -> None:
+    bad = dataclasses.replace(trace, scenario="bad\udfff")
+    with pytest.raises(ValueError, match="cannot save scenario: 'bad\\\\udfff' holds a lone surrogate"):
+        dumps(bad)
+
+
+def test_control_characters_are_text_a_trace_may_hold(doc: dict) -> None:
+    """They load (a note may hold anything); `evtsim show` escapes them (tests/test_cli.py)."""
+    doc["records"][0]["step"] = "\x1b[31mred\x00\r"
+    assert loads(json.dumps(doc)).records[0].step == "\x1b[31mred\x00\r"
