@@ -2,13 +2,15 @@
 
     evtsim run hibernation --xen 4.4 --fix disable-fifo --errno EPERM --guest-fallback enosys-only
     evtsim run hibernation --quiz          # predict the return codes and the outcome first
+    evtsim run hibernation --fix disable-fifo --expect works   # exit 1 if the verdict differs
     evtsim matrix [--jobs N] [--csv]       # every alternative of the hibernation scenario
     evtsim list                            # scenarios and their options, Xen versions, fixes
     evtsim show FILE                       # a trace saved with ``run ... --json FILE``
 
 Each scenario's options come from its parameter dataclass (``Scenario.options()``), so a new
 scenario in ``SCENARIOS`` gets its command-line options for free. Errors are one line on
-stderr starting ``evtsim: error:`` and exit status 2.
+stderr starting ``evtsim: error:`` and exit status 2; ``run --expect`` that is not met exits 1.
+Scenarios are deterministic (nothing in them is random), so there is no seed to choose.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from types import ModuleType
 from .scenarios import ERRNOS, FIXES, SCENARIOS, Scenario, run_scenario
 from .sweep import Row, alternatives_matrix, sweep
 from .text import printable
-from .trace import Outcome, Trace
+from .trace import VERDICTS, Record, Trace
 from .versions import XEN_VERSIONS
 
 PROG = "evtsim"
@@ -45,10 +47,11 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line ``argv`` (default ``sys.argv[1:]``); 0 on success, 2 on bad input."""
+    """Run the command line ``argv`` (default ``sys.argv[1:]``): 0 on success, 1 when ``run
+    --expect`` is not met, 2 on bad input."""
     try:
         args = build_parser().parse_args(argv)
-        args.command(args)
+        status = args.command(args)
     except BrokenPipeError:  # `evtsim matrix | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
@@ -57,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ValueError, OSError) as e:
         print(f"{PROG}: error: {error_text(e)}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
 
 
 def error_text(e: BaseException) -> str:
@@ -78,7 +81,8 @@ def build_parser() -> ArgumentParser:
     run.add_argument("options", nargs=argparse.REMAINDER, help="the scenario's options (see `evtsim list`)")
     run.set_defaults(command=cmd_run)
     matrix = commands.add_parser("matrix", help="every alternative of the hibernation scenario")
-    matrix.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    matrix.add_argument("--jobs", type=jobs, default=1, metavar="N",
+                        help=f"worker processes, 1 to the {max_jobs()} CPUs evtsim may use here (default 1)")
     matrix.add_argument("--csv", action="store_true", help="CSV instead of a table")
     matrix.set_defaults(command=cmd_matrix)
     listing = commands.add_parser("list", help="scenarios, Xen versions and fixes")
@@ -97,17 +101,24 @@ def add_view_options(parser: argparse.ArgumentParser) -> None:
 
 # run ------------------------------------------------------------------------------------------
 
-def cmd_run(args: argparse.Namespace) -> None:
-    """Parse the scenario's own options, run it, print (and maybe save) the trace."""
+def cmd_run(args: argparse.Namespace) -> int:
+    """Parse the scenario's own options, run it, print (and maybe save) the trace; 1 if the
+    verdict is not the one ``--expect`` names."""
     scenario = find_scenario(args.scenario)
     opts = scenario_parser(scenario).parse_args(args.options)
+    if opts.json is not None and not opts.json:
+        raise UsageError("--json needs a file name, not an empty string")
+    tracefile = load_tracefile() if opts.json else None
     params = {name: getattr(opts, name) for name in scenario.options()}
-    trace = run_scenario(scenario.name, opts.seed, **params)
+    trace = run_scenario(scenario.name, **params)
     print_trace(trace, opts.quiz, opts.verbose)
-    if opts.json:
-        tracefile = load_tracefile()
-        tracefile.save(trace, opts.json)
-        print(f"trace saved to {opts.json}")
+    if tracefile is not None:
+        tracefile.save(trace, opts.json)  # an OSError names the file
+        say(f"trace saved to {opts.json}")
+    if opts.expect is not None and trace.outcome.verdict != opts.expect:
+        print(f"{PROG}: verdict {trace.outcome.verdict!r}, not the expected {opts.expect!r}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def find_scenario(name: str) -> Scenario:
@@ -120,8 +131,9 @@ def scenario_parser(scenario: Scenario) -> ArgumentParser:
     """``evtsim run NAME``'s options: the common ones, then one per scenario parameter
     (dashes for underscores), converted to the type of its default."""
     parser = ArgumentParser(prog=f"{PROG} run {scenario.name}", description=scenario.description)
-    parser.add_argument("--seed", type=int, default=0, help="the run's random seed (default 0)")
     parser.add_argument("--json", metavar="FILE", help="also save the trace to FILE")
+    parser.add_argument("--expect", type=verdict, metavar="VERDICT",
+                        help=f"exit 1 unless the verdict is this one ({', '.join(map(dashed, VERDICTS))})")
     add_view_options(parser)
     for name, default in scenario.options().items():
         flag = "--" + name.replace("_", "-")
@@ -140,6 +152,18 @@ def converter(default: object) -> Callable[[str], object]:
     return str
 
 
+def verdict(text: str) -> str:
+    """A verdict as ``Outcome.verdict`` writes it, from ``events-lost`` or ``"events lost"``."""
+    name = text.replace("-", " ")
+    if name not in VERDICTS:
+        raise argparse.ArgumentTypeError(f"unknown verdict {text!r}; choose from {', '.join(map(dashed, VERDICTS))}")
+    return name
+
+
+def dashed(name: str) -> str:
+    return name.replace(" ", "-")
+
+
 def boolean(text: str) -> bool:
     """``yes/no``, ``true/false``, ``on/off``, ``1/0``."""
     words = {"1": True, "yes": True, "true": True, "on": True, "0": False, "no": False, "false": False, "off": False}
@@ -149,21 +173,37 @@ def boolean(text: str) -> bool:
 
 
 def print_trace(trace: Trace, quiz: bool = False, verbose: bool = False) -> None:
-    """The header, one line per step (its notes under it with ``verbose``), the outcome; every
-    character a terminal would act on escaped (a loaded trace's strings come from a file)."""
+    """The header and the parameters the run did not use, one line per step (its notes and
+    events under it with ``verbose``), the outcome; every character a terminal would act on
+    escaped (a loaded trace's strings come from a file)."""
     lines = trace.lines(quiz=quiz)
     steps = len(trace.records)
     say(lines[0])
+    given = dict(trace.params)
+    for name, why in trace.ignored:
+        say(f"  {name}={given.get(name, '?')} is not used: {why}")
     for record, line in zip(trace.records, lines[1:1 + steps]):
         say(line)
         if verbose:
             for note in record.notes:
                 say(NOTE_INDENT + note)
+            if record.channels and not quiz:
+                say(NOTE_INDENT + "events: " + channel_counts(record))
     for line in lines[1 + steps:]:
         say(line)
     if not quiz:
-        for line in outcome_details(trace.outcome):
+        for line in outcome_details(trace):
             say("  " + line)
+
+
+def channel_counts(record: Record) -> str:
+    """``guest@B: timer0 sent 2 delivered 2, xenstore sent 2 unbound 2``: this step's events."""
+    guests: dict[str, list[str]] = {}
+    for c in record.channels:
+        figures = " ".join(f"{what} {n}" for what, n in (("sent", c.sent), ("unbound", c.unbound),
+                                                          ("delivered", c.delivered)) if n)
+        guests.setdefault(c.guest, []).append(f"{c.channel} {figures}")
+    return "; ".join(f"{guest}: {', '.join(counts)}" for guest, counts in guests.items())
 
 
 def say(line: str) -> None:
@@ -171,8 +211,10 @@ def say(line: str) -> None:
     print(printable(line))
 
 
-def outcome_details(o: Outcome) -> list[str]:
-    """Where it went wrong: the step numbers of the first loss, stray write and crash."""
+def outcome_details(trace: Trace) -> list[str]:
+    """Where it went wrong: the step numbers of the first loss, stray write and crash, and the
+    steps a crash left unplayed."""
+    o = trace.outcome
     out = []
     if o.first_loss_step is not None:
         out.append(f"first events lost by step [{o.first_loss_step}]: {o.lost} of {o.sent}")
@@ -181,6 +223,8 @@ def outcome_details(o: Outcome) -> list[str]:
         out.append(f"first Xen write into a handed-over frame at step [{o.first_corruption_step}]; frames {frames}")
     if o.crash_step is not None:
         out.append(f"guest crashed at step [{o.crash_step}]")
+    if trace.not_run:
+        out.append(f"the story ends there; not run: {', '.join(trace.not_run)}")
     return out
 
 
@@ -198,10 +242,24 @@ def load_tracefile() -> ModuleType:
 
 # matrix ---------------------------------------------------------------------------------------
 
+def max_jobs() -> int:
+    """The most worker processes ``matrix`` starts: one per CPU this process may run on (more
+    would only wait for a CPU, and each costs memory)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    return max(1, len(cpus))
+
+
+def jobs(text: str) -> int:
+    """``--jobs``: a whole number from 1 to ``max_jobs()``, refused before any work starts."""
+    n = int(text)  # a ValueError becomes argparse's one-line "invalid jobs value"
+    if not 1 <= n <= max_jobs():
+        shown = text if len(text) <= 20 else f"a number of {len(text)} digits"
+        raise argparse.ArgumentTypeError(f"must be 1 to {max_jobs()} (the CPUs evtsim may use here), not {shown}")
+    return n
+
+
 def cmd_matrix(args: argparse.Namespace) -> None:
     """Every hibernation alternative: a table (or CSV), one row per run."""
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, not {args.jobs}")
     rows = run_matrix(args.jobs)
     if args.csv:
         write_csv(rows)

@@ -1,8 +1,9 @@
 """Outcome matrices: one scenario run per parameter set, on any ``concurrent.futures`` executor.
 
 ``sweep`` turns a list of parameter dicts into one ``Row`` per run (the parameters and the
-outcome's figures), in input order. The work is ``run_one``, a module-level function of plain
-values, so a ``ProcessPoolExecutor`` (or Dask's or Ray's executors) can ship it to workers.
+outcome's figures), in input order. The work is ``run_chunk`` (``run_one`` over a few parameter
+sets), a module-level function of plain values, so a ``ProcessPoolExecutor`` (or Dask's or Ray's
+executors) can ship it to workers.
 ``alternatives_matrix`` is the review's question as data: every fix of the hibernation
 scenario against every guest fallback policy and host pair (fact sheet 3.2, 4.6, 8.10).
 """
@@ -11,21 +12,21 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass
 
-from .scenarios import ERRNOS, FIXES, SCENARIOS, make_params
+from .scenarios import ERRNO_FIXES, ERRNOS, FIXES, SCENARIOS, make_params
 
 Params = dict[str, object]
 Progress = Callable[[int, int], None]
 
-#: The fixes whose behaviour depends on the errno chosen (the v4 flag's and an XSM denial's).
-ERRNO_FIXES = ("disable-fifo", "xsm")
 FALLBACKS = ("any", "enosys-only", "never")
 NEW_HOSTS = ("4.4", "4.7", "master")
 OLD_HOSTS = ("4.3", "4.4")  # 4.3: the 2020 bug (2-level image); 4.4: FIFO image -> FIFO host
+CHUNKS_PER_WORKER = 4  # tasks per worker of an executor (see sweep)
 PROGRESS_MIN_RUNS = 50  # shorter sweeps finish before a bar would be worth reading
 BAR_WIDTH = 30
 
@@ -80,9 +81,21 @@ def run_one(scenario: str, params: Mapping[str, object], seed: int = 0) -> Row:
                o.first_corruption_step, tuple(o.channels_closed))
 
 
+def run_chunk(scenario: str, runs: Sequence[Mapping[str, object]], seed: int = 0) -> list[Row]:
+    """``run_one`` for each parameter set of ``runs``, in order: what one worker gets at a time."""
+    return [run_one(scenario, params, seed) for params in runs]
+
+
 def sweep(scenario: str, runs: Iterable[Mapping[str, object]], *, seed: int = 0,
-          executor: Executor | None = None, progress: bool | Progress | None = None) -> list[Row]:
-    """One Row per parameter set, in input order; bad parameters raise ValueError up front."""
+          executor: Executor | None = None, progress: bool | Progress | None = None,
+          chunk_size: int | None = None) -> list[Row]:
+    """One Row per parameter set, in input order; bad parameters raise ValueError up front.
+
+    On an ``executor`` the runs travel in chunks of ``chunk_size`` (by default about
+    ``CHUNKS_PER_WORKER`` chunks per worker): one run takes a few milliseconds, about what
+    shipping it to a process and its row back costs, so one task per run made a pool slower
+    than one core.
+    """
     runs = [dict(p) for p in runs]
     for p in runs:
         make_params(scenario, **p)  # fail before any work is shipped to an executor
@@ -93,16 +106,37 @@ def sweep(scenario: str, runs: Iterable[Mapping[str, object]], *, seed: int = 0,
             rows.append(run_one(scenario, p, seed))
             report(len(rows))
         return rows
-    return _gather(executor, scenario, runs, seed, report)
+    size = _chunk_size(len(runs), _workers(executor)) if chunk_size is None else chunk_size
+    if size < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {size}")
+    return _gather(executor, scenario, runs, seed, size, report)
 
 
-def _gather(executor: Executor, scenario: str, runs: list[Params], seed: int,
+def _workers(executor: Executor) -> int:
+    """How many runs ``executor`` works on at once: its ``_max_workers`` (the standard pools keep
+    it there), else the CPU count."""
+    workers = getattr(executor, "_max_workers", None)
+    return workers if isinstance(workers, int) and workers > 0 else os.cpu_count() or 1
+
+
+def _chunk_size(runs: int, workers: int) -> int:
+    """Runs per task: ``CHUNKS_PER_WORKER`` tasks per worker, so one slow chunk cannot leave the
+    others idle for long."""
+    return max(1, -(-runs // (workers * CHUNKS_PER_WORKER)))
+
+
+def _gather(executor: Executor, scenario: str, runs: list[Params], seed: int, size: int,
             report: Callable[[int], None]) -> list[Row]:
-    """Submit every run, collect them as they finish, return them in submission order."""
-    futures = {executor.submit(run_one, scenario, p, seed): i for i, p in enumerate(runs)}
+    """Submit the runs in chunks, collect them as they finish, return them in submission order."""
+    futures = {executor.submit(run_chunk, scenario, runs[start:start + size], seed): start
+               for start in range(0, len(runs), size)}
     rows: list[Row | None] = [None] * len(runs)
-    for done, future in enumerate(as_completed(futures), 1):
-        rows[futures[future]] = future.result()
+    done = 0
+    for future in as_completed(futures):
+        chunk = future.result()
+        start = futures[future]
+        rows[start:start + len(chunk)] = chunk
+        done += len(chunk)
         report(done)
     return rows  # type: ignore[return-value]  # every slot is filled
 

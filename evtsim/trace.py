@@ -21,6 +21,18 @@ class Call:
 
 
 @dataclass(frozen=True)
+class ChannelCount:
+    """One channel's events during one step, counted where they were sent and handled."""
+
+    guest: str  # the shown guest ("guest@B")
+    host: str  # the host it runs on ("B")
+    channel: str  # what the kernel bound it for ("xenstore", "timer0", "resched1", ...)
+    sent: int  # events sent on the channel, a guest port bound to take them or not
+    unbound: int  # of those, sent with no guest port bound to take them: Xen dropped them
+    delivered: int  # events whose handler ran (at most the events sent on the channel so far)
+
+
+@dataclass(frozen=True)
 class Record:
     """One step: what was done, the hypercalls and their return codes, and the state after."""
 
@@ -29,10 +41,11 @@ class Record:
     host: str
     calls: tuple[Call, ...]
     notes: tuple[str, ...]  # what Xen and the guest did, each naming the function it models
-    sent: int  # events sent so far (cumulative)
-    delivered: int  # events the guest's handlers saw so far (cumulative)
+    sent: int  # events sent so far, bound port or not (cumulative, every host)
+    delivered: int  # events the guest's handlers saw so far (cumulative, every host)
     stray_writes: int  # Xen writes into handed-over frames so far (cumulative)
     domains: tuple[DomainSnapshot, ...]
+    channels: tuple[ChannelCount, ...] = ()  # this step's events, per channel that had any
 
     def domain(self, name: str) -> DomainSnapshot:
         """The snapshot of the domain called ``name`` at this step."""
@@ -43,11 +56,25 @@ class Record:
 
 
 @dataclass(frozen=True)
+class HostCount:
+    """The events of one host's guests over the whole run."""
+
+    host: str
+    sent: int  # bound port or not
+    unbound: int  # of those, sent with no guest port bound to take them
+    delivered: int
+
+    @property
+    def lost(self) -> int:
+        return self.sent - self.delivered
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What happened, computed from the records (never declared by the scenario)."""
 
     verdict: str  # "works", "events lost", "memory corrupted", "guest crash"
-    sent: int
+    sent: int  # every host; an event sent with no guest port bound to take it counts as lost
     delivered: int
     lost: int
     first_loss_step: int | None
@@ -56,12 +83,13 @@ class Outcome:
     first_corruption_step: int | None
     crash: str | None
     crash_step: int | None
-    channels_closed: tuple[str, ...] = ()
+    channels_closed: tuple[str, ...] = ()  # closed by a successful EVTCHNOP_reset, never bound again
+    hosts: tuple[HostCount, ...] = ()  # per host, in the order the story visits them
 
     @property
     def summary(self) -> str:
         """One line for a banner or a table cell."""
-        parts = [self.verdict, f"{self.delivered}/{self.sent} events delivered"]
+        parts = [self.verdict, f"{self.delivered}/{self.sent} events delivered" + self._per_host()]
         if self.stray_writes:
             parts.append(f"{self.stray_writes} Xen writes into {len(self.corrupted_frames)} handed-over frames")
         if self.crash:
@@ -69,6 +97,14 @@ class Outcome:
         if self.channels_closed:
             parts.append(f"channels closed: {', '.join(self.channels_closed)}")
         return "; ".join(parts)
+
+    def _per_host(self) -> str:
+        """`` (host A 12/12, host B 0/12, 4 sent to no bound port)`` when that says more."""
+        parts = [f"host {h.host} {h.delivered}/{h.sent}" for h in self.hosts] if len(self.hosts) > 1 else []
+        unbound = sum(h.unbound for h in self.hosts)
+        if unbound:
+            parts.append(f"{unbound} sent to no bound port")
+        return f" ({', '.join(parts)})" if parts else ""
 
 
 VERDICTS = ("works", "events lost", "memory corrupted", "guest crash")
@@ -91,13 +127,20 @@ def summarise_calls(calls: tuple[Call, ...], quiz: bool = False) -> str:
 
 @dataclass(frozen=True)
 class Trace:
-    """A whole run: the scenario's name and parameters, its records and its outcome."""
+    """A whole run: the scenario's name and parameters, its records and its outcome.
+
+    ``ignored`` names the parameters given that this run did not use, each with the reason
+    (a fix that chooses the new host's Xen itself, one that returns no errno). ``not_run``
+    names the steps the story never reached: it ends at a guest's crash.
+    """
 
     scenario: str
     params: tuple[tuple[str, str], ...]
     records: tuple[Record, ...]
     outcome: Outcome
     meta: tuple[tuple[str, str], ...] = field(default=())
+    ignored: tuple[tuple[str, str], ...] = ()
+    not_run: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.records)

@@ -1,6 +1,8 @@
 """Save a Trace as versioned JSON and load it back, refusing damaged or foreign files.
 
-The file is plain data: ``{"format": "evtsim-trace", "version": 1, <the Trace's fields>}``.
+The file is plain data: ``{"format": "evtsim-trace", "version": 2, <the Trace's fields>}``.
+Version 2 added per-channel and per-host event counts, the parameters a run did not use and the
+steps a crash left unplayed; version 1 files are refused with that reason.
 Loading never executes anything from it, and its cost is bounded: only a regular file of at most
 ``MAX_BYTES`` is read (a pipe or a device is refused before anything is read from it), and every
 check is linear in the file's size. The dataclasses of ``evtsim.trace`` and
@@ -26,7 +28,12 @@ from .text import printable
 from .trace import VERDICTS, Trace
 
 FORMAT = "evtsim-trace"
-VERSION = 1
+VERSION = 2
+#: Why this evtsim does not read a file of an older version.
+OLD_VERSIONS = {
+    1: "it has no per-channel event counts, and a crashed guest's story went on; run the scenario again "
+       f"to save it as version {VERSION}",
+}
 #: A trace nests 7 deep (records, a record, domains, a domain, ports, a port); anything far
 #: deeper is damage, refused before the JSON parser can recurse on it.
 MAX_DEPTH = 32
@@ -63,8 +70,15 @@ def loads(text: str | bytes) -> Trace:
 
 
 def save(trace: Trace, path: str | Path) -> None:
-    """Write ``trace`` to ``path`` (UTF-8, ``\\n`` line ends on every platform)."""
-    Path(path).write_text(dumps(trace), encoding="utf-8", newline="\n")
+    """Write ``trace`` to ``path`` (UTF-8, ``\\n`` line ends on every platform); an OSError
+    names the file, even one raised by a write (``/dev/full``: no space left on device)."""
+    text = dumps(trace)
+    try:
+        Path(path).write_text(text, encoding="utf-8", newline="\n")
+    except OSError as e:
+        if e.filename is not None:
+            raise
+        raise type(e)(e.errno, e.strerror, str(path)) from e
 
 
 def load(path: str | Path) -> Trace:
@@ -195,6 +209,8 @@ def _check_header(doc: Any) -> None:
     if "version" not in doc:
         raise TraceFileError("not an evtsim trace: no 'version' field")
     version = doc["version"]
+    if type(version) is int and version in OLD_VERSIONS:
+        raise TraceFileError(f"version {version} is an older evtsim's trace file: {OLD_VERSIONS[version]}")
     if type(version) is not int or version != VERSION:
         raise TraceFileError(f"unsupported version {_describe(version)} (this evtsim reads version {VERSION})")
 

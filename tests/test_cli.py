@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from evtsim.cli import main
+from evtsim.cli import main, max_jobs
 from evtsim.scenarios import FIXES, SCENARIOS, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,14 +26,68 @@ def evtsim(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_run_prints_the_header_one_line_per_step_and_the_outcome():
-    done = evtsim("run", "hibernation", "--xen", "4.4", "--fix", "disable-fifo", "--errno", "EPERM",
-                  "--guest-fallback", "enosys-only")
+    done = evtsim("run", "hibernation", "--xen", "4.7", "--fix", "xsm", "--errno", "EPERM")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("scenario hibernation") and "errno=EPERM" in lines[0]
     assert [line[:4] for line in lines[1:1 + HIBERNATION_STEPS]] == [f"[{i:2d}]" for i in range(HIBERNATION_STEPS)]
-    assert lines[1 + HIBERNATION_STEPS].startswith("outcome: guest crash")
-    assert "init_control=-EPERM" in done.stdout
+    assert lines[1 + HIBERNATION_STEPS].startswith("outcome: works")
+    assert "guest@B:init_control=-EPERM" in done.stdout
+
+
+def test_a_crash_ends_the_story_and_the_output_says_which_steps_were_not_run():
+    done = evtsim("run", "hibernation", "--fix", "disable-fifo", "--errno", "EPERM", "--guest-fallback", "enosys-only")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[-3].startswith("outcome: guest crash") and lines[-2] == "  guest crashed at step [5]"
+    assert lines[-1] == ("  the story ends there; not run: image loaded over guest memory, "
+                         "resumed kernel re-establishes channels, traffic on the new host")
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("--fix", "disable-fifo", "--errno", "EPERM"), ["  xen=4.4 is not used: fix disable-fifo runs the new host on "
+                                                     "the patch-v4 row"]),
+    (("--fix", "qemu", "--xen", "master"), ["  xen=master is not used: fix qemu runs the new host on the qemu row",
+                                            "  errno=ENOSYS is not used: fix qemu returns no chosen errno "
+                                            "(only disable-fifo and xsm do)"]),
+    (("--fix", "xsm", "--errno", "EACCES"), []),
+], ids=["xen-replaced", "both", "none"])
+def test_a_parameter_the_fix_does_not_use_is_named_under_the_header(args, said):
+    lines = evtsim("run", "hibernation", *args).stdout.splitlines()
+    assert lines[1:1 + len(said)] == said and lines[1 + len(said)].startswith("[ 0]")
+
+
+def test_verbose_prints_each_steps_events_per_channel():
+    lines = evtsim("run", "hibernation", "--fix", "reset", "--xen", "master", "-v").stdout.splitlines()
+    events = [line.strip() for line in lines if line.strip().startswith("events:")]
+    assert events[-1] == ("events: guest@B: timer0 sent 2 delivered 2, timer1 sent 2 delivered 2, xenstore sent 2 "
+                          "unbound 2, console sent 2 unbound 2, vbd sent 2 delivered 2, resched1 sent 2 delivered 2")
+
+
+@pytest.mark.parametrize(("expect", "status"), [("memory-corrupted", 0), ("memory corrupted", 0), ("works", 1),
+                                                ("guest-crash", 1)])
+def test_expect_exits_1_when_the_verdict_differs(expect, status):
+    done = evtsim("run", "hibernation", "--expect", expect)
+    assert done.returncode == status and done.stdout.startswith("scenario hibernation")
+    if status:
+        assert done.stderr == f"evtsim: verdict 'memory corrupted', not the expected {expect.replace('-', ' ')!r}\n"
+
+
+def test_expect_lets_a_script_assert_that_a_fix_works(capsys):
+    assert main(["run", "hibernation", "--fix", "disable-fifo", "--expect", "works"]) == 0
+
+
+def test_json_to_an_empty_name_is_refused_before_the_run():
+    assert refusal(evtsim("run", "hibernation", "--json", "")) == "--json needs a file name, not an empty string"
+
+
+def test_json_to_a_full_device_names_the_file():
+    done = evtsim("run", "hibernation", "--json", "/dev/full")
+    assert done.returncode == 2 and done.stderr == "evtsim: error: /dev/full: No space left on device\n"
+
+
+def test_there_is_no_seed_to_choose_nothing_in_a_scenario_is_random():
+    assert refusal(evtsim("run", "hibernation", "--seed", "3")) == "unrecognized arguments: --seed 3"
 
 
 def test_quiz_hides_every_return_code_and_the_outcome():
@@ -113,7 +167,7 @@ def test_list_mentions_every_scenario_and_every_fix():
 
 
 def test_matrix_csv_has_a_header_and_a_row_per_run():
-    done = evtsim("matrix", "--csv", "--jobs", "2")
+    done = evtsim("matrix", "--csv", "--jobs", str(min(2, max_jobs())))
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert len(rows) >= 200
@@ -174,3 +228,11 @@ def test_show_escapes_ansi_escapes_nul_and_cr_in_every_string_it_prints(tmp_path
     step = lines.index(next(line for line in lines if "boot" in line))
     assert lines[step].startswith(f"[ 1] {escaped} boot{escaped}")
     assert lines[step + 1] == f"        note{escaped}"  # CR and ESC kept it on its own line
+
+
+@pytest.mark.parametrize("jobs", ["0", "-1", "MAX+1", "100000", "99999999999999999999999"])
+def test_matrix_refuses_a_number_of_jobs_beyond_the_cpus_before_any_work(jobs):
+    jobs = jobs.replace("MAX+1", str(max_jobs() + 1))
+    said = refusal(evtsim("matrix", "--jobs", jobs))
+    shown = jobs if len(jobs) <= 20 else f"a number of {len(jobs)} digits"
+    assert said == f"argument --jobs: must be 1 to {max_jobs()} (the CPUs evtsim may use here), not {shown}"

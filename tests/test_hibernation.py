@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import Counter
 from dataclasses import dataclass
 from unittest import mock
 
 import pytest
 
-from evtsim import Errno
+from evtsim import EVTCHNOP_reset, Errno
 from evtsim import scenario as scenario_module
 from evtsim.scenario import World
 from evtsim.scenarios import SCENARIOS, make_params
-from evtsim.trace import Call, Record, Trace
+from evtsim.trace import Call, ChannelCount, Record, Trace
 from evtsim.xen import SHARED_INFO_GFN
 
 A, B = "guest@A", "guest@B"
@@ -30,40 +29,17 @@ EVENT_CHANNEL_STRUCTURES = ("control_block", "event_array")
 WORKING_CHANNELS = ("timer0", "timer1", "resched1", "vbd")  # what traffic sends besides xenstore/console
 
 
-class CountingWorld(World):
-    """A World that also keeps, per (guest, channel), what was sent and what handlers saw."""
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed)
-        self.sent_per_channel: Counter[tuple[str, str]] = Counter()
-        self.received_per_channel: Counter[tuple[str, str]] = Counter()
-
-    def count_sent(self, shown: str, channel: str) -> None:
-        super().count_sent(shown, channel)
-        self.sent_per_channel[(shown, channel)] += 1
-
-    def count_received(self, shown: str, channel: str, count: int) -> None:
-        super().count_received(shown, channel, count)
-        self.received_per_channel[(shown, channel)] += count
-
-
 @dataclass(frozen=True)
 class Run:
     trace: Trace
-    world: CountingWorld
-
-    def received(self, guest: str, channel: str) -> int:
-        return self.world.received_per_channel[(guest, channel)]
-
-    def sent(self, guest: str, channel: str) -> int:
-        return self.world.sent_per_channel[(guest, channel)]
+    world: World  # the machine after the run (only for checking that records do not share it)
 
 
 def execute(params) -> Run:
     """Run the scenario registered as "hibernation", keeping the world it ran in."""
-    worlds: list[CountingWorld] = []
+    worlds: list[World] = []
 
-    class Capturing(CountingWorld):
+    class Capturing(World):
         def __init__(self, seed: int = 0) -> None:
             super().__init__(seed)
             worlds.append(self)
@@ -110,9 +86,14 @@ def original_step(t: Trace) -> Record:
 
 
 def on_new_host(t: Trace) -> tuple[int, int]:
-    """(sent, delivered) during the steps on host B."""
-    last, before = t.records[-1], record(t, "hibernate")
-    return last.sent - before.sent, last.delivered - before.delivered
+    """(sent, delivered) on host B, from the outcome's per-host counts."""
+    hosts = {h.host: h for h in t.outcome.hosts}
+    return (hosts["B"].sent, hosts["B"].delivered) if "B" in hosts else (0, 0)
+
+
+def channel_counts(r: Record, guest: str) -> dict[str, ChannelCount]:
+    """What each channel of ``guest`` saw during the step ``r``, by channel name."""
+    return {c.channel: c for c in r.channels if c.guest == guest}
 
 
 def falls_back(policy: str, errno: str) -> bool:
@@ -239,7 +220,16 @@ def test_a_guest_that_never_falls_back_cannot_even_boot_on_the_old_host(name, po
     assert Call(A, "init_control", -Errno.ENOSYS) in original.calls
     assert "ENOSYS" in original.domain(A).crashed
     assert t.outcome.crash_step == original.index
-    assert record(t, "traffic on the old host").delivered == 0
+
+
+@pytest.mark.parametrize("name, policy", NEVER_BOOTS, ids=ids(NEVER_BOOTS))
+def test_the_story_of_a_guest_that_cannot_boot_ends_there_and_says_why(name, policy):
+    """No image is written, so no new domain is created and no kernel boots without one."""
+    t = refused(name, policy).trace
+    assert t.records[-1] == original_step(t)
+    assert t.not_run[0] == "traffic on the old host" and t.not_run[-1] == "traffic on the new host"
+    assert t.records[-1].notes[-1].startswith("the story ends here: the original kernel crashed (EVTCHNOP_init_control")
+    assert t.outcome.hosts == () and t.outcome.verdict == "guest crash"
 
 
 @pytest.mark.parametrize("name, policy", BOOT_KERNEL_DIES, ids=ids(BOOT_KERNEL_DIES))
@@ -250,8 +240,10 @@ def test_a_guest_that_only_trusts_enosys_dies_in_the_boot_kernel_on_another_errn
     assert Call(B, "init_control", -Errno[errno]) in boot.calls
     assert errno in boot.domain(B).crashed
     assert t.outcome.crash_step == boot.index and t.outcome.verdict == "guest crash"
-    assert not any(f.content == "hibernation image" for f in image_step(t).domain(B).frames)
-    assert on_new_host(t)[1] == 0
+    assert t.records[-1] == boot  # no image is loaded into a dead guest, nothing resumes
+    assert t.not_run == ("image loaded over guest memory", "resumed kernel re-establishes channels",
+                         "traffic on the new host")
+    assert on_new_host(t) == (0, 0)
 
 
 @pytest.mark.parametrize("name, policy", BOTH_FALL_BACK, ids=ids(BOTH_FALL_BACK))
@@ -270,7 +262,8 @@ def test_a_guest_that_falls_back_twice_gets_every_event_and_xen_writes_no_handed
     assert sent > 0 and delivered == sent
     assert t.outcome.stray_writes == 0 and t.outcome.corrupted_frames == ()
     assert t.outcome.verdict == "works"
-    assert all(run.received(B, ch) == run.sent(B, ch) for (g, ch) in run.world.sent_per_channel if g == B)
+    traffic = channel_counts(traffic_step(t), B)
+    assert traffic and all(c.delivered == c.sent and c.unbound == 0 for c in traffic.values())
 
 
 @pytest.mark.parametrize("name", REFUSALS)
@@ -332,13 +325,16 @@ def test_reset_reverts_to_2_level_and_closes_every_port(xen):
 
 @pytest.mark.parametrize("xen", ("4.5", "4.7", "master"))
 def test_after_a_reverting_reset_xenstore_and_console_are_lost_while_the_rest_works(xen):
-    run = hib(fix="reset", xen=xen)
+    """Read from the new host's traffic step: dom0's xenstore and console ends went back to
+    UNBOUND when the reset closed the guest's, so Xen drops what dom0 sends on them."""
+    t = hib(fix="reset", xen=xen).trace
     rounds = 2
+    traffic = channel_counts(traffic_step(t), B)
     for channel in ("xenstore", "console"):
-        assert run.sent(B, channel) == rounds and run.received(B, channel) == 0, channel
+        assert (traffic[channel].sent, traffic[channel].unbound, traffic[channel].delivered) == (rounds, rounds, 0)
     for channel in WORKING_CHANNELS:
-        assert run.received(B, channel) == run.sent(B, channel) == rounds, channel
-    assert run.trace.outcome.lost == 2 * rounds and run.trace.outcome.verdict == "events lost"
+        assert (traffic[channel].sent, traffic[channel].unbound, traffic[channel].delivered) == (rounds, 0, rounds)
+    assert t.outcome.lost == 2 * rounds and t.outcome.verdict == "events lost"
 
 
 @pytest.mark.parametrize("xen", ("4.5", "4.7", "master"))
@@ -421,3 +417,62 @@ def test_hibernation_params_refuse_unknown_values(bad):
         params_type(**bad)
     with pytest.raises(ValueError):
         make_params("hibernation", **bad)
+
+
+# --- counts and closed channels are computed from the records -------------------------------
+
+
+def test_a_reset_that_xen_refuses_closes_no_channel():
+    """channels_closed comes from the records: the reset call's rc and the ports bound around
+    it. An XSM policy that denies EVTCHNOP_reset leaves every port bound, and the list empty."""
+    class DenyingReset(World):
+        def host(self, name: str, version: str):
+            xen = super().host(name, version)
+            if name == "B":
+                xen.xsm.deny(EVTCHNOP_reset, Errno.EPERM)
+            return xen
+
+    with mock.patch.object(scenario_module, "World", DenyingReset):
+        t = SCENARIOS["hibernation"].run(make_params("hibernation", fix="reset", xen="master"), 0)
+    reset = record(t, "EVTCHNOP_reset")
+    assert Call(B, "reset", -Errno.EPERM) in reset.calls
+    assert {p.label for p in reset.domain(B).ports} >= {"xenstore", "console"}
+    assert t.outcome.channels_closed == ()
+
+
+def test_per_host_counts_add_up_to_the_outcomes_totals():
+    for params in ({}, {"fix": "reset", "xen": "master"}, {"fix": "disable-fifo"}, {"old_xen": "4.4"}):
+        o = hib(**params).trace.outcome
+        assert sum(h.sent for h in o.hosts) == o.sent and sum(h.delivered for h in o.hosts) == o.delivered
+        assert [h.host for h in o.hosts] == ["A", "B"]
+
+
+def test_per_channel_counts_add_up_to_each_records_running_totals():
+    t = hib(fix="reset", xen="master").trace
+    sent = delivered = 0
+    for r in t.records:
+        sent += sum(c.sent for c in r.channels)
+        delivered += sum(c.delivered for c in r.channels)
+        assert (r.sent, r.delivered) == (sent, delivered), r.step
+
+
+def test_resume_works_is_read_from_the_new_hosts_traffic_step():
+    """Without a fix the old host's 12 delivered events hide nothing: host B's step shows 0."""
+    broken, fixed = (channel_counts(traffic_step(hib(fix=fix).trace), B) for fix in ("none", "disable-fifo"))
+    assert set(broken) == set(fixed) == {"timer0", "timer1", "xenstore", "console", "vbd", "resched1"}
+    assert all(c.sent == 2 and c.unbound == 0 and c.delivered == 0 for c in broken.values())
+    assert all(c.sent == 2 and c.unbound == 0 and c.delivered == 2 for c in fixed.values())
+
+
+@pytest.mark.parametrize(("params", "ignored"), [
+    ({"fix": "none"}, {"errno"}),
+    ({"fix": "xsm", "errno": "EPERM"}, set()),
+    ({"fix": "disable-fifo", "xen": "4.4"}, {"xen"}),
+    ({"fix": "qemu", "xen": "master"}, {"xen", "errno"}),
+    ({"fix": "qemu", "xen": "qemu"}, {"errno"}),
+])
+def test_the_trace_names_the_parameters_the_fix_does_not_use(params, ignored):
+    t = hib(**params).trace
+    assert {name for name, _ in t.ignored} == ignored
+    if "xen" in ignored:
+        assert dict(t.ignored)["xen"].endswith(f"on the {record(t, 'boot kernel').domain(B).xen} row")

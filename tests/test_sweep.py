@@ -12,7 +12,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 import pytest
 
 from evtsim.scenarios import ERRNOS, FIXES
-from evtsim.sweep import ERRNO_FIXES, Row, alternatives_matrix, grid, run_one, sweep, to_dataframe
+from evtsim.sweep import CHUNKS_PER_WORKER, ERRNO_FIXES, Row, alternatives_matrix, grid, run_one, sweep, to_dataframe
 
 SMALL = grid(fix=("none", "disable-fifo", "reset"), guest_fallback=("any", "never"))
 
@@ -74,9 +74,31 @@ def test_sweep_on_a_process_pool_equals_the_serial_sweep(serial_rows):
 
 def test_sweep_returns_rows_in_input_order_when_runs_finish_in_reverse(serial_rows):
     executor = ReversingExecutor(len(SMALL))
-    rows = sweep("hibernation", SMALL, executor=executor)
+    rows = sweep("hibernation", SMALL, executor=executor, chunk_size=1)
     assert executor.order == list(reversed(range(len(SMALL))))
     assert rows == serial_rows
+
+
+def test_chunks_finishing_in_reverse_still_give_rows_in_input_order(serial_rows):
+    executor = ReversingExecutor(3)  # 6 runs in chunks of 2
+    assert sweep("hibernation", SMALL, executor=executor, chunk_size=2) == serial_rows
+    assert executor.order == [2, 1, 0]
+
+
+def test_a_pool_gets_the_runs_in_a_few_chunks_per_worker_not_one_task_per_run():
+    """One run takes a few milliseconds, about what shipping it to a process costs."""
+    runs = alternatives_matrix()
+    executor = ReversingExecutor(2 * CHUNKS_PER_WORKER)
+    executor._max_workers = 2  # what ProcessPoolExecutor(max_workers=2) keeps
+    rows = sweep("hibernation", runs, executor=executor)
+    assert len(executor.pending) == 2 * CHUNKS_PER_WORKER
+    assert [dict(row.params) for row in rows] == runs
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_a_chunk_size_below_one_is_refused(size):
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError, match="chunk_size must be at least 1"):
+        sweep("hibernation", SMALL, executor=pool, chunk_size=size)
 
 
 def test_the_work_function_and_its_rows_survive_pickling(serial_rows):

@@ -72,7 +72,7 @@ def test_dumping_a_loaded_trace_gives_the_same_bytes(trace: Trace) -> None:
 
 
 def test_the_file_names_its_format_and_version(doc: dict) -> None:
-    assert (doc["format"], doc["version"]) == ("evtsim-trace", 1)
+    assert (doc["format"], doc["version"]) == ("evtsim-trace", 2)
 
 
 def test_the_file_is_standard_json_with_sorted_keys(trace: Trace) -> None:
@@ -141,12 +141,25 @@ def test_a_file_without_a_version_is_refused(doc: dict) -> None:
 
 def test_a_future_version_is_refused(doc: dict) -> None:
     doc["version"] = 7
-    assert refused(doc) == "unsupported version 7 (this evtsim reads version 1)"
+    assert refused(doc) == "unsupported version 7 (this evtsim reads version 2)"
 
 
 def test_a_version_written_as_a_string_is_refused(doc: dict) -> None:
-    doc["version"] = "1"
-    assert refused(doc) == "unsupported version '1' (this evtsim reads version 1)"
+    doc["version"] = "2"
+    assert refused(doc) == "unsupported version '2' (this evtsim reads version 2)"
+
+
+def test_a_version_1_file_is_refused_with_what_it_lacks(doc: dict) -> None:
+    """Version 1 (before per-channel counts): its totals mixed hosts, and a crash did not end
+    the story, so it cannot be turned into a version 2 trace; the scenario is run again."""
+    for record in doc["records"]:
+        del record["channels"]
+    for name in ("ignored", "not_run"):
+        del doc[name]
+    del doc["outcome"]["hosts"]
+    doc["version"] = 1
+    assert refused(doc) == ("version 1 is an older evtsim's trace file: it has no per-channel event counts, and "
+                            "a crashed guest's story went on; run the scenario again to save it as version 2")
 
 
 def test_a_field_of_the_wrong_type_is_refused_with_its_path(doc: dict) -> None:

@@ -50,7 +50,7 @@ class MatrixArtists:
 
 OUTCOME_FIELDS = frozenset({"verdict", "summary", "seed", "sent", "delivered", "lost", "stray_writes", "crash",
                             "corrupted_frames", "first_loss_step", "first_corruption_step", "crash_step",
-                            "channels_closed", "outcome"})
+                            "channels_closed", "outcome", "hosts", "ignored", "not_run", "meta"})
 ROW_KEYS = ("fix", "errno")
 COLUMN_ORDER = ("old_xen", "xen", "guest_fallback")
 

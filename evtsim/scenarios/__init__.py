@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..trace import Trace
 from .basics import BasicsParams, fifo_basics, two_level_basics
-from .hibernation import ERRNOS, FIXES, HibernationParams, hibernation
+from .hibernation import ERRNO_FIXES, ERRNOS, FIXES, HibernationParams, hibernation
 from .lifecycle import KexecParams, RestoreParams, SwitchParams, abi_switch, kexec, save_restore
 
 
@@ -63,5 +63,5 @@ def run_scenario(name: str, seed: int = 0, **params: object) -> Trace:
     return SCENARIOS[name].run(make_params(name, **params), seed)
 
 
-__all__ = ["ERRNOS", "FIXES", "SCENARIOS", "HibernationParams", "Scenario", "hibernation", "make_params",
+__all__ = ["ERRNO_FIXES", "ERRNOS", "FIXES", "SCENARIOS", "HibernationParams", "Scenario", "hibernation", "make_params",
            "run_scenario"]

@@ -54,19 +54,31 @@ def connect_vbd(shown: Shown) -> None:
 
 def send(world: World, shown: Shown, channel: str) -> None:
     """One event on ``channel`` from whoever sends it: Xen (timers), dom0 (devices), or the
-    guest itself (IPIs); counted as sent whether or not anything is listening."""
+    guest itself (IPIs); counted as sent whether or not anything is listening, and as unbound
+    when no port of the guest was there to take it (Xen dropped it)."""
     guest, kernel = shown.guest, shown.kernel
     if channel.startswith("timer"):
         v = guest.domain.vcpus[int(channel.removeprefix("timer"))]
+        bound = v.virq_to_evtchn[VIRQ_TIMER] != 0
         world.hosts[shown.host].send_guest_vcpu_virq(v, VIRQ_TIMER)  # send_guest_vcpu_virq
     elif channel in DEVICES:
+        bound = _backend_connected(shown, channel)
         guest.backend.notify(channel)
-    else:  # an IPI the guest sends itself
+    else:  # an IPI the guest sends itself, on its own bound port
         ipi = kernel.channels.get(channel) if kernel and not kernel.crashed else None
         if ipi is None:
             return
+        bound = True
         guest.domain.evtchn_op(EVTCHNOP_send, EvtchnSend(port=ipi.port))
-    world.count_sent(shown.name, channel)
+    world.count_sent(shown.name, channel, bound)
+
+
+def _backend_connected(shown: Shown, channel: str) -> bool:
+    """Whether dom0's end of ``channel`` is still interdomain-bound to a port of the guest
+    (evtchn_send on an UNBOUND port returns 0 and raises nothing: fact sheet 2.2)."""
+    port = shown.guest.backend.ports.get(channel)
+    dom0 = shown.guest.backend.xen.dom0
+    return port is not None and dom0.ports.remote_dom(port) is shown.guest.domain
 
 
 def consume(world: World, shown: Shown) -> None:

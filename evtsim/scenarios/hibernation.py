@@ -44,6 +44,8 @@ FIXES = {
     "enomem": "Xen runs out of memory in the first init_control (-ENOMEM)",
 }
 ERRNOS = ("ENOSYS", "EPERM", "EACCES", "EOPNOTSUPP", "ENOMEM")
+#: The fixes whose refusal returns the chosen errno (the v4 flag's and an XSM denial's).
+ERRNO_FIXES = ("disable-fifo", "xsm")
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,15 @@ class HibernationParams:
         return {"disable-fifo": "patch-v4", "evtchn-fifo": "patch-v5", "fifo-off": "fifo-off",
                 "qemu": "qemu"}.get(self.fix, self.xen)
 
+    def ignored(self) -> dict[str, str]:
+        """The parameters this ``fix`` does not use, each with the reason (kept in the trace)."""
+        out = {}
+        if self.new_host_version != self.xen:
+            out["xen"] = f"fix {self.fix} runs the new host on the {self.new_host_version} row"
+        if self.fix not in ERRNO_FIXES:
+            out["errno"] = f"fix {self.fix} returns no chosen errno (only {' and '.join(ERRNO_FIXES)} do)"
+        return out
+
 
 def hibernation(params: HibernationParams = HibernationParams(), seed: int = 0) -> Trace:
     """Run the hibernate-on-old-host, resume-on-new-host story with ``params``."""
@@ -94,7 +105,7 @@ def hibernation(params: HibernationParams = HibernationParams(), seed: int = 0) 
         Step("resumed kernel re-establishes channels", _resume, "B"),
         Step("traffic on the new host", lambda w: traffic(w, w.shown["guest@B"], p.rounds), "B"),
     ]
-    return run("hibernation", steps, asdict(p), seed)
+    return run("hibernation", steps, asdict(p), seed, ignored=p.ignored())
 
 
 def _hibernate(w: World) -> None:
@@ -139,8 +150,7 @@ def _boot_kernel_resets(w: World) -> None:
         return
     rc = kernel.hypercall(EVTCHNOP_reset, EvtchnReset(dom=DOMID_SELF))  # re-enters a continuation
     w.note(f"EVTCHNOP_reset -> {errno_name(rc)}; Xen now runs this domain in {kernel.domain.abi} "
-           "(evtchn_reset); xenstore and console are closed too")
-    w.channels_closed.extend(["xenstore", "console"])
+           "(evtchn_reset)" + ("; every port is closed, xenstore's and the console's too" if rc == 0 else ""))
 
 
 def _load_image(w: World) -> None:
