@@ -10,6 +10,8 @@ cursor); it reads guest memory only, so tests and benchmarks also drive it by ha
 
 from __future__ import annotations
 
+from array import array
+
 from ..abi import EVTCHNOP_unmask, Abi, EvtchnUnmask, Gfn, Port
 from ..memory import GuestMemory, SharedInfoLayout, VcpuInfoView
 from ..xen import SHARED_INFO_GFN
@@ -133,6 +135,11 @@ class TwoLevelOps(EvtchnOps):
         """evtchn_2l_mask: the guest sets the port's bit in ``evtchn_mask``."""
         word, bit = self._word_bit(port)
         self.consumer.shinfo.evtchn_mask[word] |= bit
+
+    def mask_all(self) -> None:
+        """The bits of masking each of the nr_channels ports in turn, a word at a time."""
+        mask = self.consumer.shinfo.evtchn_mask
+        mask[:] = array(mask.format, [self.consumer.all_ones]) * len(mask)
 
     def unmask(self, port: Port, cpu: int) -> None:
         """evtchn_2l_unmask on ``cpu``: another CPU's port, or a pending one on HVM, needs Xen."""

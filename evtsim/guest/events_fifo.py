@@ -32,7 +32,7 @@ from ..abi import (
     Port,
     errno_name,
 )
-from ..fifo import B, L, M, P
+from ..fifo import EVENT_WORD_MASK, EVENT_WORDS_SHIFT, B, L, M, P
 from ..memory import PAGE_SIZE, ControlBlockView, Frame, GuestMemory, SharedInfoLayout, event_words
 from ..xen import SHARED_INFO_GFN, Domain
 from .consumers import Consumer
@@ -76,40 +76,43 @@ class FifoConsumer(Consumer):
 
     def word_index(self, port: Port) -> tuple[memoryview, int] | None:
         """(page, index) of ``port``'s event word in the guest's array, or None."""
-        if port >> 10 >= len(self.pages):
+        if port >> EVENT_WORDS_SHIFT >= len(self.pages):
             return None
-        return self.pages[port >> 10], port & 1023
+        return self.pages[port >> EVENT_WORDS_SHIFT], port & EVENT_WORD_MASK
 
     def handle_events(self, cpu: int) -> None:
         """Exchange READY with 0, then consume one event at a time, highest priority first.
 
         Each turn of the loop is Linux's consume_one_event for the lowest set READY bit,
-        written inline because it runs once per event; READY is merged again after each.
+        written inline because it runs once per event (its constants read as locals);
+        READY is merged again after each.
         """
         cb = self.control_block[cpu]
         if cb is None:
             return
         words, heads, pages = cb.words, self.head[cpu], self.pages
+        shift, word_mask, link_mask, unlinked = EVENT_WORDS_SHIFT, EVENT_WORD_MASK, EVTCHN_FIFO_LINK_MASK, _UNLINKED
+        pending, p_or_m, not_p = P, _P_OR_M, _NOT_P
         counting, counted = self.counting_only(), 0
         ready, words[0] = words[0], 0
         while ready:
             low = ready & -ready
             q = low.bit_length() - 1
             port = heads[q] or words[_HEAD0 + q]  # local head, else HEAD[q]
-            page_no = port >> 10
+            page_no = port >> shift
             if not port or page_no >= len(pages):
                 self.anomalies += port != 0  # Linux would read outside its event array here
                 heads[q] = 0
                 ready &= ~low
             else:
-                page, index = pages[page_no], port & 1023
+                page, index = pages[page_no], port & word_mask
                 old = page[index]
-                now = old & _UNLINKED  # clear_linked
-                nxt = old & EVTCHN_FIFO_LINK_MASK
+                now = old & unlinked  # clear_linked
+                nxt = old & link_mask
                 if not nxt:
                     ready &= ~low  # that was the tail: the queue looks empty
-                if now & _P_OR_M == P:  # pending, not masked: clear_linked and the ack (clear_evtchn)
-                    page[index] = now & _NOT_P  # in one write (nothing runs between), then the handler
+                if now & p_or_m == pending:  # pending, not masked: clear_linked and the ack (clear_evtchn)
+                    page[index] = now & not_p  # in one write (nothing runs between), then the handler
                     if counting:
                         counted += 1  # all that handle() would do: skip the call
                     else:
@@ -125,8 +128,8 @@ class FifoConsumer(Consumer):
 
     def clear_pending(self, port: Port) -> None:
         """clear_evtchn: the guest clears P in the event word."""
-        if port >> 10 < len(self.pages):
-            self.pages[port >> 10][port & 1023] &= ~P
+        if port >> EVENT_WORDS_SHIFT < len(self.pages):
+            self.pages[port >> EVENT_WORDS_SHIFT][port & EVENT_WORD_MASK] &= ~P
 
 
 #: How often clear_masked_cond tries its compare-and-swap on a BUSY word before the model

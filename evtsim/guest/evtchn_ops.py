@@ -90,6 +90,12 @@ class EvtchnOps(ABC):
     def mask(self, port: Port) -> None:
         """mask (mask_evtchn): the guest sets the mask itself, no hypercall."""
 
+    def mask_all(self) -> None:
+        """xen_init_IRQ's "no event channels are 'live' right now": mask each of the
+        nr_channels ports (in older kernels the helper xen_evtchn_mask_all)."""
+        for port in range(self.nr_channels()):
+            self.mask(port)
+
     @abstractmethod
     def unmask(self, port: Port, cpu: int) -> None:
         """unmask (unmask_evtchn), run on ``cpu``: clear the mask, asking Xen when needed."""

@@ -172,8 +172,7 @@ class Kernel:
         if ops is None:
             return  # the kernel died choosing
         self.ops = ops
-        for port in range(ops.nr_channels()):  # "no event channels are 'live' right now"
-            ops.mask(port)
+        ops.mask_all()
         self.online_cpus = [0]
         for cpu in range(1, self.nr_cpus):
             self._bring_up(cpu)
