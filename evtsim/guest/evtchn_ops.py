@@ -27,8 +27,9 @@ class EvtchnOps(ABC):
     """One ABI's ops for ``kernel``: bookkeeping that is the kernel's own, plus a consumer
     whose views point into the memory of the domain the kernel runs in (``attach``).
 
-    ``control_gfns`` and ``array_gfns`` are the pages this ABI registered with Xen: FIFO
-    control blocks by CPU and event-array pages in order; the 2-level ABI registers none.
+    ``control_gfns`` and ``array_gfns`` are the pages this ABI hands to Xen: FIFO control
+    blocks by CPU and the event-array pages the kernel owns, in order; the 2-level ABI hands
+    Xen none.
     """
 
     abi: ClassVar[Abi]
