@@ -290,9 +290,13 @@ def test_a_refused_rebind_leaves_the_kernels_binding_and_unmasks_the_port_again(
     (lambda k: k.rebind_evtchn_to_cpu("console", "1"), TypeError),
     (lambda k: k.rebind_evtchn_to_cpu("console", 1, cpu=5), ValueError),
     (lambda k: k.unmask(k.channels["console"].port, cpu=None), TypeError),
-], ids=["unknown-channel", "tcpu-not-int", "cpu-offline", "unmask-cpu-not-int"])
+    (lambda k: k.mask("3"), TypeError),
+    (lambda k: k.mask(4096), ValueError),
+    (lambda k: k.unmask(-1), ValueError),
+], ids=["unknown-channel", "tcpu-not-int", "cpu-offline", "unmask-cpu-not-int", "mask-port-not-int",
+        "mask-port-past-4096", "unmask-negative-port"])
 def test_misusing_the_python_api_raises_a_clear_error_and_makes_no_hypercall(call, error):
-    m = machine()
+    m = machine("master", TWO_LEVEL)
     mark = len(m.calls)
     with pytest.raises(error):
         call(m.kernel)

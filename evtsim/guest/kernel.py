@@ -312,6 +312,7 @@ class Kernel:
         """disable_dynirq: mask ``port`` (mask_evtchn, for a port with no channel)."""
         if self.crashed:
             return
+        self._check_port(port)
         channel = self.channel_of(port)
         if channel is None:
             self.ops.mask(port)
@@ -323,6 +324,7 @@ class Kernel:
         masked (unmask_evtchn, for a port with no channel); the ABI decides whether Xen is asked."""
         if self.crashed:
             return
+        self._check_port(port)
         self._check_cpu(cpu)
         channel = self.channel_of(port)
         if channel is None:
@@ -355,6 +357,13 @@ class Kernel:
         if self.hypercall(EVTCHNOP_bind_vcpu, EvtchnBindVcpu(port=channel.port, vcpu=tcpu)) >= 0:
             self.bind_evtchn_to_cpu(channel, tcpu)
         do_unmask(self.ops, channel, MaskReason.TEMPORARY, cpu)
+
+    def _check_port(self, port: Port) -> None:
+        """A port the kernel masks or unmasks must be one its ABI can name."""
+        if not isinstance(port, int):
+            raise TypeError(f"port must be an int, not {type(port).__name__}")
+        if not 0 <= port < self.ops.max_channels():
+            raise ValueError(f"port {port} is not below the {self.abi} ABI's {self.ops.max_channels()} ports")
 
     def _check_cpu(self, cpu: int) -> None:
         """The CPU kernel code runs on must be one of its online CPUs."""
