@@ -164,6 +164,8 @@ class Xen:
 
     def __init__(self, version: str | XenVersion = "master", *, recording: Recording | str = Recording.COUNTS,
                  dom0_vcpus: int = 1, preempt_reset: bool = False) -> None:
+        if type(preempt_reset) is not bool:
+            raise TypeError(f"preempt_reset is True or False, got {preempt_reset!r}")
         self.version = xen_version(version)
         self.hypercall_table = hypercall_table(self.version)
         self.log = WriteLog(Recording(recording))
@@ -263,6 +265,10 @@ class Xen:
         reset can be preempted (XSA-344) it may return -ERESTART: the toolstack's hypercall is
         then continued as XEN_DOMCTL_soft_reset_cont, which is ``resuming=True`` here.
         """
+        if type(resuming) is not bool:
+            raise TypeError(f"resuming is True (XEN_DOMCTL_soft_reset_cont) or False, got {resuming!r}")
+        if self.domains.get(getattr(d, "domain_id", None)) is not d:
+            raise ValueError(f"{d!r} is not a domain of this Xen")
         if not self.version.soft_reset:
             return -Errno.ENOSYS
         rc = evtchn_reset(d, None, resuming, revert=True)

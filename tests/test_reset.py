@@ -148,3 +148,19 @@ def test_a_preempted_soft_reset_is_continued_by_the_toolstack():
     assert xen.domain_soft_reset(d) == ERESTART
     assert xen.domain_soft_reset(d, resuming=True) == 0
     assert d.abi == "2-level" and d.ports.bound() == [] and xen.continuations == 1
+
+
+@pytest.mark.parametrize("misuse", [1, "yes", None])
+def test_preempt_reset_and_resuming_must_be_booleans(misuse):
+    """Simulator misuse, not guest input: a clear TypeError."""
+    with pytest.raises(TypeError, match="preempt_reset"):
+        Xen(preempt_reset=misuse)
+    xen, d = fifo_guest(ports=1)
+    with pytest.raises(TypeError, match="resuming"):
+        xen.domain_soft_reset(d, resuming=misuse)
+
+
+def test_a_soft_reset_of_another_xens_domain_is_a_value_error():
+    xen, d = fifo_guest(ports=1)
+    with pytest.raises(ValueError, match="not a domain of this Xen"):
+        Xen().domain_soft_reset(d)
