@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib
+import importlib.util
 import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Sequence
 from types import ModuleType
 
-from .scenarios import ERRNOS, FIXES, SCENARIOS, Scenario, run_scenario
+from .scenarios import ERRNOS, FIXES, SCENARIOS, Scenario, get_scenario, run_scenario
 from .sweep import Row, alternatives_matrix, sweep
 from .text import printable
 from .trace import VERDICTS, Record, Trace
@@ -122,9 +123,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def find_scenario(name: str) -> Scenario:
-    if name not in SCENARIOS:
-        raise UsageError(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
-    return SCENARIOS[name]
+    """The scenario ``name``; a ValueError (one line, exit 2) names the known ones and the closest."""
+    return get_scenario(name)
 
 
 def scenario_parser(scenario: Scenario) -> ArgumentParser:
@@ -269,7 +269,8 @@ def cmd_matrix(args: argparse.Namespace) -> None:
 
 def run_matrix(jobs: int) -> list[Row]:
     runs = alternatives_matrix()
-    progress = sys.stderr.isatty()
+    # a bar only for a person watching, and only with tqdm (evtsim[notebooks]); the core needs neither
+    progress = sys.stderr.isatty() and importlib.util.find_spec("tqdm") is not None
     if jobs == 1:
         return sweep("hibernation", runs, progress=progress)
     from concurrent.futures import ProcessPoolExecutor

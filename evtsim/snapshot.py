@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from . import tables
 from .abi import ECS, EVTCHN_FIFO_LINK_MASK, EVTCHN_FIFO_MAX_QUEUES
 from .fifo import L
 from .memory import ControlBlockView
@@ -84,6 +85,9 @@ class DomainSnapshot:
     def linked_ports(self) -> int:
         """How many event words are LINKED (queued) among the bound ports."""
         return sum(1 for p in self.ports if p.word is not None and p.word & L)
+
+    def __repr__(self) -> str:  # one line: the bitmaps alone would fill a screen
+        return tables.domain_repr(self)
 
 
 def _state_name(state: ECS) -> str:

@@ -4,6 +4,8 @@
 outcome's figures), in input order. The work is ``run_chunk`` (``run_one`` over a few parameter
 sets), a module-level function of plain values, so a ``ProcessPoolExecutor`` (or Dask's or Ray's
 executors) can ship it to workers.
+``progress=True`` draws a ``tqdm.auto`` bar (a widget in a notebook, text on a terminal's
+stderr); tqdm is imported only then, so the core still needs nothing beyond the standard library.
 ``alternatives_matrix`` is the review's question as data: every fix of the hibernation
 scenario against every guest fallback policy and host pair (fact sheet 3.2, 4.6, 8.10).
 """
@@ -13,9 +15,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
-import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .scenarios import ERRNO_FIXES, ERRNOS, FIXES, SCENARIOS, make_params
@@ -27,8 +29,6 @@ FALLBACKS = ("any", "enosys-only", "never")
 NEW_HOSTS = ("4.4", "4.7", "master")
 OLD_HOSTS = ("4.3", "4.4")  # 4.3: the 2020 bug (2-level image); 4.4: FIFO image -> FIFO host
 CHUNKS_PER_WORKER = 4  # tasks per worker of an executor (see sweep)
-PROGRESS_MIN_RUNS = 50  # shorter sweeps finish before a bar would be worth reading
-BAR_WIDTH = 30
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,8 @@ def sweep(scenario: str, runs: Iterable[Mapping[str, object]], *, seed: int = 0,
           chunk_size: int | None = None) -> list[Row]:
     """One Row per parameter set, in input order; bad parameters raise ValueError up front.
 
+    ``progress`` is called as ``progress(done, total)`` as runs come in; ``True`` draws a
+    ``tqdm.auto`` bar instead (ImportError, saying how to install it, without tqdm).
     On an ``executor`` the runs travel in chunks of ``chunk_size`` (by default about
     ``CHUNKS_PER_WORKER`` chunks per worker): one run takes a few milliseconds, about what
     shipping it to a process and its row back costs, so one task per run made a pool slower
@@ -99,17 +101,18 @@ def sweep(scenario: str, runs: Iterable[Mapping[str, object]], *, seed: int = 0,
     runs = [dict(p) for p in runs]
     for p in runs:
         make_params(scenario, **p)  # fail before any work is shipped to an executor
-    report = _progress(progress, len(runs))
-    if executor is None:
-        rows = []
-        for p in runs:
-            rows.append(run_one(scenario, p, seed))
-            report(len(rows))
-        return rows
-    size = _chunk_size(len(runs), _workers(executor)) if chunk_size is None else chunk_size
-    if size < 1:
-        raise ValueError(f"chunk_size must be at least 1, not {size}")
-    return _gather(executor, scenario, runs, seed, size, report)
+    if executor is not None:
+        size = _chunk_size(len(runs), _workers(executor)) if chunk_size is None else chunk_size
+        if size < 1:
+            raise ValueError(f"chunk_size must be at least 1, not {size}")
+    with _reporting(progress, len(runs)) as report:
+        if executor is None:
+            rows = []
+            for p in runs:
+                rows.append(run_one(scenario, p, seed))
+                report(len(rows))
+            return rows
+        return _gather(executor, scenario, runs, seed, size, report)
 
 
 def _workers(executor: Executor) -> int:
@@ -141,22 +144,26 @@ def _gather(executor: Executor, scenario: str, runs: list[Params], seed: int, si
     return rows  # type: ignore[return-value]  # every slot is filled
 
 
-def _progress(progress: bool | Progress | None, total: int) -> Callable[[int], None]:
-    """``done -> None``: nothing, the caller's callable, or a bar on stderr for long sweeps."""
+@contextmanager
+def _reporting(progress: bool | Progress | None, total: int) -> Iterator[Callable[[int], None]]:
+    """``done -> None`` for the sweep to call: nothing, the caller's callable, or a tqdm bar
+    (closed however the sweep ends)."""
     if callable(progress):
-        return lambda done: progress(done, total)
-    if progress is True and total > PROGRESS_MIN_RUNS:
-        return lambda done: _bar(done, total)
-    return lambda done: None
+        yield lambda done: progress(done, total)
+    elif not progress:
+        yield lambda done: None
+    else:
+        with progress_bar(total) as bar:
+            yield lambda done: bar.update(done - bar.n)
 
 
-def _bar(done: int, total: int) -> None:
-    """``\\r[#####.....] 120/240`` on stderr; a newline once the last run is in."""
-    filled = BAR_WIDTH * done // total
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {done}/{total}")
-    if done == total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
+def progress_bar(total: int):
+    """A ``tqdm.auto`` bar counting runs: a widget in a notebook, text on stderr in a terminal."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as e:
+        raise ImportError("progress=True draws a tqdm bar: pip install tqdm (it comes with evtsim[notebooks])") from e
+    return tqdm(total=total, unit="run", desc="sweep")
 
 
 def to_dataframe(rows: Iterable[Row]):

@@ -1,13 +1,15 @@
 """A scenario's run: one immutable record per step, and the outcome computed from them.
 
 Printed, a trace is one predictable line per step (in the manner of the OSTEP homework
-simulators); saved, it is versioned JSON that is validated on load.
+simulators); saved, it is versioned JSON that is validated on load; shown in a REPL or a
+notebook, a trace, a record and an outcome are one line or a small table (``tables``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import tables
 from .snapshot import DomainSnapshot
 
 
@@ -53,6 +55,12 @@ class Record:
             if d.name == name:
                 return d
         raise KeyError(f"no domain {name!r} at step {self.index} ({self.step})")
+
+    def __repr__(self) -> str:
+        return tables.record_repr(self)
+
+    def _repr_html_(self) -> str:
+        return tables.record_html(self)
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,12 @@ class Outcome:
             parts.append(f"{unbound} sent to no bound port")
         return f" ({', '.join(parts)})" if parts else ""
 
+    def __repr__(self) -> str:
+        return tables.outcome_repr(self)
+
+    def _repr_html_(self) -> str:
+        return tables.outcome_html(self)
+
 
 VERDICTS = ("works", "events lost", "memory corrupted", "guest crash")
 
@@ -147,6 +161,12 @@ class Trace:
 
     def __getitem__(self, index: int) -> Record:
         return self.records[index]
+
+    def __repr__(self) -> str:
+        return tables.trace_repr(self)
+
+    def _repr_html_(self) -> str:
+        return tables.trace_html(self)
 
     def lines(self, quiz: bool = False) -> list[str]:
         """One line per step; with ``quiz`` the return codes and outcome are hidden."""

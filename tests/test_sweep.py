@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
 import sys
 import threading
 import time
@@ -124,15 +125,24 @@ def test_progress_callable_is_called_with_done_and_total_after_each_run():
     assert calls == [(1, 3), (2, 3), (3, 3)]
 
 
-def test_progress_true_prints_nothing_for_a_short_sweep(capsys):
+def test_progress_true_draws_a_tqdm_bar_counting_runs_on_stderr_outside_a_notebook(capsys):
+    pytest.importorskip("tqdm")
     sweep("hibernation", SMALL, progress=True)
-    assert capsys.readouterr().err == ""
-
-
-def test_progress_true_draws_a_bar_on_stderr_for_a_long_sweep(capsys):
-    sweep("hibernation", grid(rounds=range(1, 52)), progress=True)
     err = capsys.readouterr().err
-    assert err.startswith("\r[") and err.endswith("] 51/51\n")
+    assert err.startswith("\rsweep:") and f"{len(SMALL)}/{len(SMALL)}" in err.splitlines()[-1] and "run/s" in err
+
+
+def test_progress_true_without_tqdm_is_an_import_error_saying_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm.auto` now raises ImportError
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    with pytest.raises(ImportError, match=r"pip install tqdm \(it comes with evtsim\[notebooks\]\)"):
+        sweep("hibernation", SMALL, progress=True)
+
+
+def test_the_sweep_module_imports_neither_tqdm_nor_pandas_until_asked():
+    probe = "import sys, evtsim.sweep, evtsim.cli; print(sorted(m for m in ('tqdm', 'pandas') if m in sys.modules))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
 
 
 def test_alternatives_matrix_has_at_least_200_runs():
