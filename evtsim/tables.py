@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # type names only: trace.py imports this module
 #: A longer trace shows its first and last steps around one "…" row.
 MAX_STEP_ROWS = 16
 MAX_NOTES = 12
-TABLE = '<table style="border-collapse:collapse;font-size:90%;margin:2px 0">'
-CELL = "padding:1px 8px;text-align:left;vertical-align:top"
+TABLE = '<table style="font-size:90%">'
+CELL = "text-align:left;vertical-align:top"  # Jupyter right-aligns table cells by default
 
 
 def params_text(params: Iterable[tuple[str, object]]) -> str:
@@ -59,8 +59,8 @@ def domain_repr(snapshot: DomainSnapshot) -> str:
 def table(rows: Sequence[Sequence[str]], header: Sequence[str] = ()) -> str:
     """A small HTML table of already escaped cells, left aligned, the header in bold."""
     head = "".join(f'<th style="{CELL}">{h}</th>' for h in header)
-    body = "".join("<tr>" + "".join(f'<td style="{CELL}">{c}</td>' for c in row) + "</tr>" for row in rows)
-    return TABLE + (f"<thead><tr>{head}</tr></thead>" if head else "") + f"<tbody>{body}</tbody></table>"
+    body = "".join("<tr>" + "".join(f'<td style="{CELL}">{c}</td>' for c in row) + "</tr>\n" for row in rows)
+    return TABLE + (f"<thead><tr>{head}</tr></thead>\n" if head else "\n") + f"<tbody>\n{body}</tbody></table>"
 
 
 def trace_html(trace: Trace) -> str:
