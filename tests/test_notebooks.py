@@ -41,7 +41,7 @@ IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
 HEADING = re.compile(r"^(#+)\s+(.*)$", re.MULTILINE)
 EXERCISE = re.compile(r"^### \d+\. (.+)$", re.MULTILINE)  # "### 1. Two sends, one look"
 BLANK_PREDICTION = "prediction = ..."
-REVEAL = "reveal(prediction, answer)"
+REVEAL = re.compile(r"reveal\(prediction, answer(, choices=.+)?\)")  # the last line of a reveal cell
 FOLDED_WHY = "<details><summary>Why?</summary>\n\n"
 ANSWERS = tomllib.loads((ROOT / "tests" / "notebook_answers.toml").read_text(encoding="utf-8"))
 
@@ -153,7 +153,7 @@ def test_every_prediction_starts_blank(path):
 def test_each_prediction_is_followed_by_a_reveal_and_a_folded_why(path):
     cells = raw(path)["cells"]
     for title, i in exercises(raw(path)).items():
-        assert source(cells[i + 1]).splitlines()[-1] == REVEAL, f"{path.name}, {title!r}: no reveal after the prediction"
+        assert REVEAL.fullmatch(source(cells[i + 1]).splitlines()[-1]), f"{path.name}, {title!r}: no reveal after it"
         assert cells[i + 2]["cell_type"] == "markdown" and source(cells[i + 2]).startswith(FOLDED_WHY), \
             f"{path.name}, {title!r}: the explanation after the reveal is not folded in <details>"
         assert "</details>" in source(cells[i + 2])
@@ -163,7 +163,7 @@ def test_each_prediction_is_followed_by_a_reveal_and_a_folded_why(path):
 def test_only_the_reveals_read_the_prediction(path):
     """So a notebook left blank still runs top to bottom (a learner's Run All, the docs build)."""
     readers = [source(c) for c in code_cells(raw(path)) if re.search(r"\bprediction\b", source(c))]
-    assert all(text == BLANK_PREDICTION or text.endswith(REVEAL) for text in readers)
+    assert all(text == BLANK_PREDICTION or REVEAL.fullmatch(text.splitlines()[-1]) for text in readers)
 
 
 def test_the_answers_file_has_one_answer_for_each_exercise_of_each_notebook():

@@ -43,6 +43,13 @@ def test_a_prediction_outside_the_choices_is_sent_back_without_a_verdict():
     assert line == "? 'work' is not one of 'works', 'events lost': change your prediction and run both cells again."
 
 
+def test_enum_answers_are_shown_and_compared_as_the_plain_values_a_learner_types():
+    from evtsim.abi import Abi, Errno
+
+    assert verdict_line("2-level", Abi.TWO_LEVEL) == verdict_line("2-level", "2-level")
+    assert verdict_line(38, Errno.ENOSYS).startswith("\u2713 Right: 38.")
+
+
 def test_reveal_prints_the_line_and_returns_nothing(capsys):
     assert reveal(..., 3) is None
     assert capsys.readouterr().out == verdict_line(..., 3) + "\n"

@@ -32,11 +32,20 @@ def verdict_line(prediction: object, answer: object, choices: Collection[object]
     """The line ``reveal`` prints: ask, send back, ✓ or ✗; only ✓ and ✗ show the answer."""
     if prediction is Ellipsis:
         return ASK
-    if choices is not None and prediction not in choices:
-        return NOT_A_CHOICE.format(prediction=prediction, choices=", ".join(map(repr, choices)))
+    prediction, answer = _plain(prediction), _plain(answer)
+    if choices is not None and prediction not in [_plain(c) for c in choices]:
+        return NOT_A_CHOICE.format(prediction=prediction, choices=", ".join(repr(_plain(c)) for c in choices))
     if prediction == answer and type(prediction) is type(answer):
         return RIGHT.format(answer=answer)
     return WRONG.format(prediction=prediction, answer=answer) + _kind_hint(prediction, answer)
+
+
+def _plain(value: object) -> object:
+    """``'2-level'`` for ``Abi.TWO_LEVEL``, ``-38`` for an errno IntEnum: what a learner would type."""
+    for kind in (bool, int, str):
+        if isinstance(value, kind):
+            return kind(value)
+    return value
 
 
 def _kind_hint(prediction: object, answer: object) -> str:
