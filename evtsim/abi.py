@@ -126,6 +126,9 @@ class Abi(StrEnum):
     TWO_LEVEL = "2-level"  # evtchn_port_ops_2l (xen/common/event_2l.c), events_2l.c in Linux
     FIFO = "fifo"  # evtchn_port_ops_fifo (xen/common/event_fifo.c), events_fifo.c in Linux
 
+    def __repr__(self) -> str:  # a notebook shows ('fifo', '2-level'), not <Abi.FIFO: 'fifo'>
+        return repr(self.value)
+
 
 class ECS(IntEnum):
     """Xen's internal port states (``struct evtchn`` in xen/include/xen/sched.h)."""

@@ -70,6 +70,11 @@ def test_a_domain_snapshot_repr_says_where_it_runs_and_both_abis_where_they_diff
                                               f"{len(bug[7].domain('guest@B').ports)} ports, 2 vCPUs>")
 
 
+def test_an_abi_shows_as_its_plain_name_as_a_learner_reads_it(bug):
+    resumed = bug[7].domain("guest@B")
+    assert repr((resumed.abi, resumed.kernel_abi)) == "('fifo', '2-level')"
+
+
 def test_every_repr_of_every_scenario_is_short():
     from evtsim.scenarios import SCENARIOS
 
