@@ -97,6 +97,8 @@ def outcome_html(outcome: Outcome) -> str:
     """The verdict, then only the figures that say something (no empty crash or closed channels)."""
     rows = [("verdict", f"<b>{escape(outcome.verdict)}</b>"),
             ("delivered", f"{outcome.delivered}/{outcome.sent} events" + _at(outcome.first_loss_step, "first lost"))]
+    if len(outcome.hosts) > 1 or any(h.unbound for h in outcome.hosts):
+        rows.append(("per host", escape(", ".join(_host_text(h) for h in outcome.hosts))))
     if outcome.stray_writes:
         frames = ", ".join(hex(gfn) for gfn in outcome.corrupted_frames)
         rows.append(("Xen writes into handed-over frames",
@@ -106,6 +108,12 @@ def outcome_html(outcome: Outcome) -> str:
     if outcome.channels_closed:
         rows.append(("channels closed", escape(", ".join(outcome.channels_closed))))
     return table([(f"<i>{escape(k)}</i>", v) for k, v in rows])
+
+
+def _host_text(host) -> str:
+    """``B 0/12 (4 sent to no bound port)``: one host's events."""
+    unbound = f" ({host.unbound} sent to no bound port)" if host.unbound else ""
+    return f"{host.host} {host.delivered}/{host.sent}{unbound}"
 
 
 def _at(step: int | None, what: str) -> str:

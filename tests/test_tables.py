@@ -119,6 +119,7 @@ def test_an_outcome_table_shows_only_the_figures_that_say_something(bug):
     o = bug.outcome
     rows = dict(Cells(o._repr_html_()).rows)
     assert rows == {"verdict": "memory corrupted", "delivered": f"12/24 events (first lost at step {o.first_loss_step})",
+                    "per host": "A 12/12, B 0/12",
                     "Xen writes into handed-over frames":
                         f"{o.stray_writes} into 0xc0, 0xc1, 0xc2 (first at step {o.first_corruption_step})"}
 
