@@ -16,7 +16,7 @@ from evtsim.widgets.reveal import verdict_line  # noqa: E402
 
 def test_a_blank_prediction_asks_for_one_and_shows_nothing_of_the_answer():
     line = verdict_line(..., "memory corrupted")
-    assert line.startswith("\u270e Write your prediction first")
+    assert line.startswith("\u270e Predict first")
     assert "memory corrupted" not in line
 
 

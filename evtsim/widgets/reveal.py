@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-ASK = "\u270e Write your prediction first: replace the ... in the cell above, run it, then run this cell again."
+ASK = "\u270e Predict first: replace the ... in the cell above, run it, then run this cell."  # fits 80 columns
 RIGHT = "\u2713 Right: {answer!r}. Open \u201cWhy?\u201d below to check your reasoning."
 WRONG = "\u2717 You predicted {prediction!r}; evtsim says {answer!r}. Open \u201cWhy?\u201d below."
 NOT_A_CHOICE = "? {prediction!r} is not one of {choices}: change your prediction and run both cells again."
