@@ -9,7 +9,7 @@ Nothing here has behaviour; it is the vocabulary the rest of evtsim speaks.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import Enum, IntEnum, StrEnum
 
 Port = int
 Gfn = int
@@ -250,9 +250,19 @@ class HypercallArg:
     __slots__ = ()
 
     def __setattr__(self, name: str, value: int) -> None:
-        if type(value) is not int and not (isinstance(value, int) and not isinstance(value, bool)):
-            raise TypeError(f"{type(self).__name__}.{name}: hypercall fields are integers, got {value!r}")
+        if type(value) is not int:
+            _check_field(type(self), name, value)
         object.__setattr__(self, name, value)
+
+
+def _check_field(cls: type, name: str, value: object) -> None:
+    """A field is a plain int or an IntEnum member; a bool, a float, a string, or an int subclass
+    of the caller's (its ``&`` or ``>>`` would stand in for Xen's C arithmetic) is misuse."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{cls.__name__}.{name}: hypercall fields are integers, got {value!r}")
+    if not isinstance(value, Enum):
+        raise TypeError(f"{cls.__name__}.{name}: hypercall fields are plain integers, got "
+                        f"{value!r} of type {type(value).__name__}, an int subclass; pass int(value)")
 
 
 @dataclass(slots=True)

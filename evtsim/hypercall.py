@@ -9,6 +9,7 @@ only with FIFO code (4.4), 14 only with the reset continuation (XSA-344, 4.15).
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from .abi import ARG_TYPES, FIFO_OPS, Errno, EvtchnOp
@@ -64,9 +65,12 @@ def do_event_channel_op(d: Domain, cmd: int, arg: object) -> int:
 
 
 def _check_cmd(cmd: object) -> None:
-    """Simulator misuse: ``cmd`` must be an integer (an EVTCHNOP_* number)."""
-    if not isinstance(cmd, int) or isinstance(cmd, bool):
-        raise TypeError(f"cmd must be an EVTCHNOP_* number, got {cmd!r}")
+    """Simulator misuse: ``cmd`` must be an integer (an EVTCHNOP_* number), a plain int or an
+    IntEnum member, not an int subclass whose ``==`` or ``hash`` could pick another handler."""
+    if not isinstance(cmd, int) or isinstance(cmd, bool) or not isinstance(cmd, Enum):
+        subclass = isinstance(cmd, int) and not isinstance(cmd, bool)
+        raise TypeError(f"cmd must be an EVTCHNOP_* number, got {cmd!r}"
+                        + (f" of type {type(cmd).__name__}, an int subclass" if subclass else ""))
 
 
 def hypercall_table(version: XenVersion) -> dict[int, tuple[EvtchnOp, type, Handler, bool]]:

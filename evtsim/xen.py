@@ -7,6 +7,7 @@ Xen only through ``Domain.evtchn_op(cmd, arg)``, which returns 0 or ``-errno``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .abi import (
@@ -145,6 +146,13 @@ class Domain:
         return 0 <= gfn < self.nr_frames
 
 
+def _destroyed(d: Domain) -> Callable[[int, object], int]:
+    """What a destroyed domain's ``evtchn_op`` becomes: no guest runs there to make the call."""
+    def evtchn_op(cmd: int, arg: object) -> int:
+        raise ValueError(f"domain {d.domain_id} was destroyed: it makes no more hypercalls")
+    return evtchn_op
+
+
 @dataclass
 class XenConsumer:
     """A port Xen itself consumes (alloc_unbound_xen_event_channel), e.g. an ioreq server."""
@@ -243,7 +251,12 @@ class Xen:
         return self.domains.get(domid)
 
     def domain_destroy(self, d: Domain) -> None:
-        """domain_kill -> evtchn_destroy: close every port (high to low), then drop FIFO."""
+        """domain_kill -> evtchn_destroy: close every port (high to low), then drop FIFO.
+
+        The domain's object stays, for the snapshots that name it, but it is not a guest any
+        more: its hypercalls, another destroy or a soft reset raise ValueError.
+        """
+        self._check_alive(d, "destroy")
         d.is_dying = True
         for port in range(d.ports.valid_evtchns - 1, 0, -1):
             evtchn_close(d, port, guest=False)
@@ -253,9 +266,18 @@ class Xen:
             if handler is d:
                 del self.global_virq_handlers[virq]
         del self.domains[d.domain_id]
+        d.evtchn_op = _destroyed(d)  # an instance attribute: live domains pay nothing for it
+
+    def _check_alive(self, d: Domain, action: str) -> None:
+        """Simulator misuse: ``d`` must be a live domain of this Xen."""
+        domid = getattr(d, "domain_id", None)
+        if self.domains.get(domid) is not d:
+            why = "it was destroyed" if getattr(d, "xen", None) is self else "it is not a domain of this Xen"
+            raise ValueError(f"cannot {action} {f'domain {domid}' if domid is not None else repr(d)}: {why}")
 
     def domain_pause(self, d: Domain, paused: bool = True) -> None:
         """XEN_DOMCTL_pausedomain / unpausedomain (controller pause)."""
+        self._check_alive(d, "pause")
         d.controller_paused = paused
 
     def domain_soft_reset(self, d: Domain, resuming: bool = False) -> int:
@@ -267,8 +289,7 @@ class Xen:
         """
         if type(resuming) is not bool:
             raise TypeError(f"resuming is True (XEN_DOMCTL_soft_reset_cont) or False, got {resuming!r}")
-        if self.domains.get(getattr(d, "domain_id", None)) is not d:
-            raise ValueError(f"{d!r} is not a domain of this Xen")
+        self._check_alive(d, "soft-reset")
         if not self.version.soft_reset:
             return -Errno.ENOSYS
         rc = evtchn_reset(d, None, resuming, revert=True)

@@ -491,3 +491,64 @@ def test_struct_with_bind_ipi_type_for_send_is_rejected_before_any_effect(guest:
     with pytest.raises(TypeError):
         guest.evtchn_op(SEND, EvtchnBindIpi(vcpu=0))
     assert guest.ports.active == 0
+
+
+class SneakyInt(int):
+    """An int whose ``&`` and ``>>`` lie: Xen's C arithmetic must never call them."""
+
+    def __and__(self, other):
+        return 10**9
+
+    def __rshift__(self, other):
+        return -1
+
+
+@pytest.mark.parametrize(("cmd", "field"), [(SEND, "port"), (IPI, "vcpu"), (INIT, "control_gfn"),
+                                            (PRIO, "priority"), (VIRQ, "virq")],
+                         ids=["send.port", "bind_ipi.vcpu", "init_control.control_gfn", "set_priority.priority",
+                              "bind_virq.virq"])
+def test_an_int_subclass_in_a_field_raises_type_error_naming_it(guest: Domain, cmd, field) -> None:
+    """It used to reach the port arithmetic and fail there (an IndexError), or quietly pick
+    another vCPU; now the struct refuses it when it is filled in."""
+    with pytest.raises(TypeError, match=rf"\.{field}: hypercall fields are plain integers, got 1 of type "
+                                        r"SneakyInt, an int subclass; pass int\(value\)"):
+        ARG_TYPES[cmd](**{field: SneakyInt(1)})
+
+
+def test_an_int_enum_member_is_a_valid_field(guest: Domain) -> None:
+    assert op(guest, VIRQ, virq=VIRQ_TIMER, vcpu=0)[0] == 0
+
+
+def test_an_int_subclass_as_the_sub_op_raises_type_error(guest: Domain) -> None:
+    with pytest.raises(TypeError, match="cmd must be an EVTCHNOP_\\* number, got 4 of type SneakyInt"):
+        guest.evtchn_op(SneakyInt(4), EvtchnSend(port=1))
+
+
+def test_destroying_a_domain_twice_raises_value_error(xen: Xen, guest: Domain) -> None:
+    xen.domain_destroy(guest)
+    with pytest.raises(ValueError, match=rf"cannot destroy domain {guest.domain_id}: it was destroyed"):
+        xen.domain_destroy(guest)
+
+
+def test_destroying_another_xens_domain_raises_value_error(guest: Domain) -> None:
+    with pytest.raises(ValueError, match="it is not a domain of this Xen"):
+        Xen("master").domain_destroy(guest)
+    assert guest.xen.domains[guest.domain_id] is guest
+
+
+@pytest.mark.parametrize(("cmd", "fields"), [(INIT, dict(control_gfn=CONTROL_GFN, offset=0, vcpu=0)),
+                                             (IPI, dict(vcpu=0)), (SEND, dict(port=1))],
+                         ids=["init_control", "bind_ipi", "send"])
+def test_a_destroyed_domain_makes_no_hypercall(xen: Xen, guest: Domain, cmd, fields) -> None:
+    """A destroyed domain switching to FIFO used to get 0 and a FIFO engine; no guest runs there."""
+    xen.domain_destroy(guest)
+    with pytest.raises(ValueError, match=rf"domain {guest.domain_id} was destroyed: it makes no more hypercalls"):
+        op(guest, cmd, **fields)
+    assert guest.fifo is None
+
+
+@pytest.mark.parametrize("action", ["domain_soft_reset", "domain_pause"])
+def test_a_destroyed_domain_cannot_be_reset_or_paused(xen: Xen, guest: Domain, action) -> None:
+    xen.domain_destroy(guest)
+    with pytest.raises(ValueError, match="it was destroyed"):
+        getattr(xen, action)(guest)
