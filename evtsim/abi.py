@@ -2,7 +2,8 @@
 
 Sources: ``xen/include/public/event_channel.h``, ``xen/include/public/xen.h``,
 ``xen/include/public/errno.h``, ``xen/include/xen/sched.h`` (the ECS_* states),
-``xen/include/public/domctl.h`` and the 2020 patch series (see ``versions``).
+``xen/include/public/domctl.h``, ``xen/include/public/sched.h`` and ``vcpu.h`` (the
+scheduler and vCPU timer ops) and the 2020 patch series (see ``versions``).
 Nothing here has behaviour; it is the vocabulary the rest of evtsim speaks.
 """
 
@@ -52,6 +53,7 @@ class Errno(IntEnum):
     EINVAL = 22
     ENOSPC = 28
     ENOSYS = 38
+    ETIME = 62
     ERESTART = 85
     EOPNOTSUPP = 95
 
@@ -406,3 +408,143 @@ ARG_TYPES: dict[EvtchnOp, type] = {
     EvtchnOp.EVTCHNOP_set_priority: EvtchnSetPriority,
     EvtchnOp.EVTCHNOP_reset_cont: EvtchnReset,
 }
+
+# Scheduler and vCPU ops (xen/include/public/sched.h, vcpu.h, xen.h): blocking, polling and
+# the one-shot timer that drives VIRQ_TIMER.
+
+__HYPERVISOR_set_timer_op = 15
+__HYPERVISOR_vcpu_op = 24
+__HYPERVISOR_sched_op = 29
+
+#: Xen's own limit on the ports one SCHEDOP_poll may name (do_poll: "fairly arbitrary").
+SCHED_POLL_MAX_PORTS = 128
+
+
+class SchedOp(IntEnum):
+    """Sub-op numbers of ``HYPERVISOR_sched_op`` (``xen/include/public/sched.h``)."""
+
+    SCHEDOP_yield = 0
+    SCHEDOP_block = 1
+    SCHEDOP_shutdown = 2
+    SCHEDOP_poll = 3
+    SCHEDOP_remote_shutdown = 4
+    SCHEDOP_shutdown_code = 5
+    SCHEDOP_watchdog = 6
+    SCHEDOP_pin_override = 7
+
+
+SCHEDOP_yield = SchedOp.SCHEDOP_yield
+SCHEDOP_block = SchedOp.SCHEDOP_block
+SCHEDOP_poll = SchedOp.SCHEDOP_poll
+
+
+class VcpuOp(IntEnum):
+    """Sub-op numbers of ``HYPERVISOR_vcpu_op`` (``xen/include/public/vcpu.h``)."""
+
+    VCPUOP_initialise = 0
+    VCPUOP_up = 1
+    VCPUOP_down = 2
+    VCPUOP_is_up = 3
+    VCPUOP_get_runstate_info = 4
+    VCPUOP_register_runstate_memory_area = 5
+    VCPUOP_set_periodic_timer = 6
+    VCPUOP_stop_periodic_timer = 7
+    VCPUOP_set_singleshot_timer = 8
+    VCPUOP_stop_singleshot_timer = 9
+    VCPUOP_register_vcpu_info = 10
+    VCPUOP_send_nmi = 11
+    VCPUOP_get_physid = 12
+    VCPUOP_register_vcpu_time_memory_area = 13
+    VCPUOP_register_runstate_phys_area = 14
+    VCPUOP_register_vcpu_time_phys_area = 15
+
+
+VCPUOP_set_singleshot_timer = VcpuOp.VCPUOP_set_singleshot_timer
+VCPUOP_stop_singleshot_timer = VcpuOp.VCPUOP_stop_singleshot_timer
+#: vcpu_set_singleshot_timer.flags: fail with -ETIME if the deadline has passed (ignored since 4.18).
+VCPU_SSHOTTMR_future = 1 << 0
+
+#: vcpu_time_info.flags (xen.h): the TSC is stable across CPUs; the guest was stopped.
+XEN_PVCLOCK_TSC_STABLE_BIT = 1 << 0
+XEN_PVCLOCK_GUEST_STOPPED = 1 << 1
+
+
+class RunState(StrEnum):
+    """What a vCPU is doing, as evtsim shows it.
+
+    Xen keeps ``_VPF_blocked`` in ``pause_flags`` and a per-domain ``poll_mask``; its
+    ``vcpu_runstate_info`` (vcpu.h) reports both BLOCKED and POLLING as ``RUNSTATE_blocked``.
+    evtsim has no physical CPUs to wait for, so a runnable vCPU is running.
+    """
+
+    RUNNING = "running"  # RUNSTATE_running: not blocked
+    BLOCKED = "blocked"  # SCHEDOP_block: waits for any event upcall
+    POLLING = "polling"  # SCHEDOP_poll: waits for one of its ports, a timeout, or an upcall
+
+
+@dataclass(slots=True)
+class SchedPoll(HypercallArg):
+    """struct sched_poll: IN ports (a guest array of ``evtchn_port_t``), nr_ports, timeout.
+
+    ``ports`` stands for the guest memory the handle points at: Xen reads ``nr_ports`` entries
+    from it, and reading past its end is -EFAULT (as a copy from an unmapped page would be).
+    ``timeout`` is an absolute system time in ns; 0 means none.
+    """
+
+    ports: tuple[int, ...] = ()
+    nr_ports: int = 0
+    timeout: int = 0
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "ports":
+            if not isinstance(value, (tuple, list)) or not all(
+                    isinstance(p, int) and not isinstance(p, bool) for p in value):
+                raise TypeError(f"SchedPoll.ports: a sequence of port numbers, got {value!r}")
+            object.__setattr__(self, name, tuple(value))
+            return
+        HypercallArg.__setattr__(self, name, value)
+
+
+@dataclass(slots=True)
+class VcpuSetSingleshotTimer(HypercallArg):
+    """struct vcpu_set_singleshot_timer: IN timeout_abs_ns (u64 system time), flags (u32)."""
+
+    timeout_abs_ns: int = 0
+    flags: int = 0
+
+
+__all__ = [
+    # vocabulary and C truncation
+    "Port", "Gfn", "DomId", "VcpuId", "PAGE_SIZE", "DOMID_SELF", "DOMID_QEMU", "u16", "u32", "u64",
+    "Errno", "errno_name",
+    # event-channel sub-ops, states and VIRQs
+    "EvtchnOp", "EVTCHNOP_bind_interdomain", "EVTCHNOP_bind_virq", "EVTCHNOP_bind_pirq", "EVTCHNOP_close",
+    "EVTCHNOP_send", "EVTCHNOP_status", "EVTCHNOP_alloc_unbound", "EVTCHNOP_bind_ipi", "EVTCHNOP_bind_vcpu",
+    "EVTCHNOP_unmask", "EVTCHNOP_reset", "EVTCHNOP_init_control", "EVTCHNOP_expand_array",
+    "EVTCHNOP_set_priority", "EVTCHNOP_reset_cont", "FIFO_OPS",
+    "EvtchnStat", "EVTCHNSTAT_closed", "EVTCHNSTAT_unbound", "EVTCHNSTAT_interdomain", "EVTCHNSTAT_pirq",
+    "EVTCHNSTAT_virq", "EVTCHNSTAT_ipi", "Abi",
+    "ECS", "ECS_FREE", "ECS_RESERVED", "ECS_UNBOUND", "ECS_INTERDOMAIN", "ECS_PIRQ", "ECS_VIRQ", "ECS_IPI",
+    "Virq", "VIRQ_TIMER", "VIRQ_DEBUG", "VIRQ_CONSOLE", "VIRQ_DOM_EXC", "VIRQ_TBUF", "VIRQ_DEBUGGER",
+    "VIRQ_XENOPROF", "VIRQ_CON_RING", "VIRQ_PCPU_STATE", "VIRQ_MEM_EVENT", "VIRQ_ARGO", "VIRQ_ENOMEM",
+    "VIRQ_XENPMU", "NR_VIRQS", "PER_VCPU_VIRQS", "PER_DOMAIN_VIRQS", "BIND_PIRQ__WILL_SHARE",
+    # ABI limits and layouts
+    "EVTCHN_2L_NR_CHANNELS", "COMPAT_EVTCHN_2L_NR_CHANNELS", "XEN_LEGACY_MAX_VCPUS",
+    "EVTCHN_FIFO_PRIORITY_MAX", "EVTCHN_FIFO_PRIORITY_DEFAULT", "EVTCHN_FIFO_PRIORITY_MIN",
+    "EVTCHN_FIFO_MAX_QUEUES", "EVTCHN_FIFO_PENDING", "EVTCHN_FIFO_MASKED", "EVTCHN_FIFO_LINKED",
+    "EVTCHN_FIFO_BUSY", "EVTCHN_FIFO_LINK_BITS", "EVTCHN_FIFO_LINK_MASK", "EVTCHN_FIFO_NR_CHANNELS",
+    "EVTCHN_FIFO_EVENT_WORDS_PER_PAGE", "EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES", "EVTCHN_FIFO_CONTROL_BLOCK_SIZE",
+    "EVTCHNS_PER_BUCKET",
+    # domain create flags
+    "XEN_DOMCTL_CDF_hvm", "XEN_DOMCTL_CDF_hap", "XEN_DOMCTL_CDF_s3_integrity", "XEN_DOMCTL_CDF_oos_off",
+    "XEN_DOMCTL_CDF_xs_domain", "XEN_DOMCTL_CDF_iommu", "XEN_DOMCTL_CDF_nested_virt",
+    "XEN_DOMCTL_CDF_disable_fifo", "XEN_DOMCTL_CDF_evtchn_fifo", "XEN_DOMCTL_CDF_vpmu", "XEN_DOMCTL_CDF_BASE",
+    # event-channel argument structs
+    "HypercallArg", "EvtchnAllocUnbound", "EvtchnBindInterdomain", "EvtchnBindVirq", "EvtchnBindPirq",
+    "EvtchnClose", "EvtchnSend", "EvtchnStatus", "EvtchnBindIpi", "EvtchnBindVcpu", "EvtchnUnmask",
+    "EvtchnReset", "EvtchnInitControl", "EvtchnExpandArray", "EvtchnSetPriority", "ARG_TYPES",
+    # scheduler and vCPU ops
+    "SCHED_POLL_MAX_PORTS", "SchedOp", "SCHEDOP_yield", "SCHEDOP_block", "SCHEDOP_poll", "VcpuOp",
+    "VCPUOP_set_singleshot_timer", "VCPUOP_stop_singleshot_timer", "VCPU_SSHOTTMR_future",
+    "XEN_PVCLOCK_TSC_STABLE_BIT", "XEN_PVCLOCK_GUEST_STOPPED", "RunState", "SchedPoll", "VcpuSetSingleshotTimer",
+]

@@ -6,26 +6,36 @@ block into whatever frame the guest once registered, even after that frame holds
 something else. So each frame says what the guest last put there (``content``), what
 Xen has it mapped as (``xen_mapping``), and how often Xen wrote it.
 
-Layouts (xen/include/public/xen.h, event_channel.h):
+Layouts (xen/include/public/xen.h, event_channel.h; every field in ``evtsim.layouts``):
 
 * shared_info: ``vcpu_info[32]`` (64 bytes each), then ``evtchn_pending`` at byte 2048
   and ``evtchn_mask`` after it: 64 x 64-bit words (mask at 2560) for a 64-bit guest,
-  32 x 32-bit words (mask at 2176) for a 32-bit one.
+  32 x 32-bit words (mask at 2176) for a 32-bit one; then the wallclock (``wc_version``,
+  ``wc_sec``, ``wc_nsec``, ``wc_sec_hi``) and ``arch``.
 * vcpu_info: ``evtchn_upcall_pending`` (u8 at 0), ``evtchn_upcall_mask`` (u8 at 1),
-  ``evtchn_pending_sel`` (xen_ulong_t at 8, or at 4 in the 32-bit layout).
+  ``evtchn_pending_sel`` (xen_ulong_t at 8, or at 4 in the 32-bit layout), ``arch``, and
+  ``time`` (struct vcpu_time_info) at byte 32.
 * FIFO control block, 72 bytes at a guest-chosen offset: ``ready``, ``_rsvd``, ``head[16]``.
 * event-array page: 1024 32-bit event words.
 """
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from enum import Enum
 
 from .abi import EVTCHN_FIFO_CONTROL_BLOCK_SIZE, PAGE_SIZE, DomId, Gfn
-
-VCPU_INFO_SIZE = 64
-SHINFO_PENDING_OFFSET = 2048
+from .layouts import (
+    SHARED_INFO_32,
+    SHARED_INFO_64,
+    SHINFO_PENDING_OFFSET,
+    VCPU_INFO_32,
+    VCPU_INFO_64,
+    VCPU_INFO_SIZE,
+    VCPU_TIME_INFO,
+    StructLayout,
+)
 
 
 class Structure(str, Enum):
@@ -133,21 +143,76 @@ class GuestMemory:
 
 @dataclass(frozen=True)
 class SharedInfoLayout:
-    """Offsets of the event-channel fields of shared_info/vcpu_info for one guest width."""
+    """shared_info and vcpu_info for one guest width (``has_32bit_shinfo`` or not)."""
 
     bits_per_word: int  # BITS_PER_EVTCHN_WORD: 64, or 32 for a compat (32-bit) guest
     word_format: str  # struct format of xen_ulong_t
-    mask_offset: int
-    pending_sel_offset: int
+    shared_info: StructLayout
+    vcpu_info: StructLayout
+    wc_sec_hi: str  # where the wallclock's upper 32 bits live: "wc_sec_hi" or "arch.wc_sec_hi"
 
     @property
     def nr_channels(self) -> int:
         """EVTCHN_2L_NR_CHANNELS for this width (4096 or 1024)."""
         return self.bits_per_word * self.bits_per_word
 
+    @property
+    def mask_offset(self) -> int:
+        """Byte offset of ``evtchn_mask`` in shared_info."""
+        return self.shared_info.field("evtchn_mask").offset
 
-LAYOUT_64 = SharedInfoLayout(64, "Q", SHINFO_PENDING_OFFSET + 64 * 8, 8)
-LAYOUT_32 = SharedInfoLayout(32, "I", SHINFO_PENDING_OFFSET + 32 * 4, 4)
+    @property
+    def pending_sel_offset(self) -> int:
+        """Byte offset of ``evtchn_pending_sel`` in vcpu_info."""
+        return self.vcpu_info.field("evtchn_pending_sel").offset
+
+
+LAYOUT_64 = SharedInfoLayout(64, "Q", SHARED_INFO_64, VCPU_INFO_64, "wc_sec_hi")
+LAYOUT_32 = SharedInfoLayout(32, "I", SHARED_INFO_32, VCPU_INFO_32, "arch.wc_sec_hi")
+
+
+class StructView:
+    """The members of one C struct in a guest frame, by name: ``view["wc_sec"]``.
+
+    Reads and writes go straight to the frame's bytes (little-endian, as on x86), so they see
+    and make the same bytes a guest would. Writing through a view is the guest's own store;
+    Xen's stores go through ``WriteLog`` as well (``write_field``). An array member reads as a
+    tuple.
+    """
+
+    __slots__ = ("frame", "offset", "layout")
+
+    def __init__(self, frame: Frame, offset: int, layout: StructLayout) -> None:
+        self.frame = frame
+        self.offset = offset
+        self.layout = layout
+
+    def __getitem__(self, name: str) -> int | tuple[int, ...]:
+        f = self.layout.field(name)
+        values = struct.unpack_from("<" + f.fmt, self.frame.data, self.offset + f.offset)
+        return values[0] if len(values) == 1 else values
+
+    def __setitem__(self, name: str, value: int) -> None:
+        f = self.layout.field(name)
+        struct.pack_into("<" + f.fmt, self.frame.data, self.offset + f.offset, value)
+
+    def address(self, name: str) -> int:
+        """Byte offset of member ``name`` in the frame."""
+        return self.offset + self.layout.field(name).offset
+
+    def as_dict(self) -> dict[str, int | tuple[int, ...]]:
+        """Every member by name, in offset order."""
+        return {name: self[name] for name in self.layout.names()}
+
+    def __repr__(self) -> str:
+        return f"<{self.layout.name} at gfn {self.frame.gfn:#x}+{self.offset}>"
+
+
+def write_field(log: WriteLog, domid: DomId, view: StructView, name: str, value: int,
+                structure: Structure) -> None:
+    """Xen stores ``value`` into member ``name`` of ``view``: the bytes, then the write record."""
+    view[name] = value
+    log.wrote(domid, view.frame, view.address(name), structure, value)
 
 
 class SharedInfoView:
@@ -157,7 +222,7 @@ class SharedInfoView:
     image load that overwrites the frame is seen at once.
     """
 
-    __slots__ = ("frame", "layout", "evtchn_pending", "evtchn_mask")
+    __slots__ = ("frame", "layout", "evtchn_pending", "evtchn_mask", "fields")
 
     def __init__(self, frame: Frame, layout: SharedInfoLayout) -> None:
         words = layout.bits_per_word
@@ -165,6 +230,7 @@ class SharedInfoView:
         buf = memoryview(frame.data)
         self.frame = frame
         self.layout = layout
+        self.fields = StructView(frame, 0, layout.shared_info)  # every member, by name
         self.evtchn_pending = buf[SHINFO_PENDING_OFFSET : SHINFO_PENDING_OFFSET + size].cast(
             layout.word_format
         )
@@ -172,9 +238,10 @@ class SharedInfoView:
 
 
 class VcpuInfoView:
-    """Typed fields of one vcpu_info: upcall pending/mask bytes and ``evtchn_pending_sel``."""
+    """One vcpu_info: the upcall bytes and ``sel`` (``evtchn_pending_sel``) as fast typed views,
+    every member by name in ``fields``, and the clock record in ``time``."""
 
-    __slots__ = ("frame", "offset", "bytes", "sel")
+    __slots__ = ("frame", "offset", "bytes", "sel", "fields", "time")
 
     UPCALL_PENDING = 0
     UPCALL_MASK = 1
@@ -186,6 +253,8 @@ class VcpuInfoView:
         start = layout.pending_sel_offset
         width = layout.bits_per_word // 8
         self.sel = self.bytes[start : start + width].cast(layout.word_format)
+        self.fields = StructView(frame, offset, layout.vcpu_info)
+        self.time = StructView(frame, offset + layout.vcpu_info.field("time.version").offset, VCPU_TIME_INFO)
 
     @property
     def evtchn_upcall_pending(self) -> int:

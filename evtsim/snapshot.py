@@ -46,10 +46,14 @@ class QueueSnapshot:
 
 @dataclass(frozen=True)
 class VcpuSnapshot:
+    """One vCPU: its vcpu_info bytes, upcalls raised (``upcalls``) and taken, and run state."""
+
     upcall_pending: int
     upcall_mask: int
     pending_sel: int
-    upcalls: int
+    upcalls: int  # raised by Xen (Vcpu.upcalls)
+    upcalls_delivered: int = 0  # taken by the running vCPU (Vcpu.upcalls_delivered)
+    run_state: str = "running"  # RunState: running, blocked or polling
 
 
 @dataclass(frozen=True)
@@ -105,8 +109,8 @@ def snapshot_domain(d: Domain, *, name: str, host: str, labels: dict[int, str],
                      d.fifo.word(chn.port) if d.fifo is not None else None)
         for chn in d.ports.bound()
     )
-    vcpus = tuple(VcpuSnapshot(v.vcpu_info.bytes[0], v.vcpu_info.bytes[1], v.vcpu_info.sel[0], v.upcalls)
-                  for v in d.vcpus)
+    vcpus = tuple(VcpuSnapshot(v.vcpu_info.bytes[0], v.vcpu_info.bytes[1], v.vcpu_info.sel[0], v.upcalls,
+                               v.upcalls_delivered, str(v.run_state)) for v in d.vcpus)
     frames = tuple(FrameSnapshot(f.gfn, f.content, f.xen_mapping.value if f.xen_mapping else None, f.xen_writes)
                    for gfn, f in sorted(d.memory.frames.items()) if f.content != "ram" or f.xen_writes)
     return DomainSnapshot(name, host, d.xen.version.name, d.domain_id, d.abi, kernel_abi, crashed, ports,

@@ -74,6 +74,11 @@ class XenVersion:
     global_virq_owner: bool = True  # bind_virq of a global VIRQ by a domain that is not its handler
     #                                 (dom0 unless delegated) is -EBUSY: Juergen Gross's 2025 series
     #                                 (get_global_virq_handler), reviewed after 4.20's freeze, so 4.21
+    poll_checks_usable: bool = True  # SCHEDOP_poll on a valid but unusable port is -EINVAL (evtchn_port_poll,
+    #                                  "evtchn: honor evtchn_usable() in do_poll", Oct 2020, so 4.15);
+    #                                  before, such a port was only never pending and the poll blocked
+    singleshot_future_etime: bool = False  # VCPUOP_set_singleshot_timer with VCPU_SSHOTTMR_future and a
+    #                                        deadline past is -ETIME; ignored since 19c6cbd909 (4.18)
     # --- QEMU's Xen emulation (hw/i386/kvm/xen_evtchn.c) where it is not Xen ---------------------
     fixed_port_table: bool = False  # every port below the 2-level limit exists; valid_port rejects 0
     foreign_dom_esrch: bool = False  # a guest naming any other domain (alloc_unbound.dom, status.dom,
@@ -93,9 +98,10 @@ class XenVersion:
         return self.fifo and self.fifo_compiled_in
 
 
-_BEFORE_4_17 = dict(no_control_block_sets_pending=True, global_virq_owner=False)
+_BEFORE_4_18 = dict(global_virq_owner=False, singleshot_future_etime=True)
+_BEFORE_4_17 = dict(_BEFORE_4_18, no_control_block_sets_pending=True)
 _BEFORE_4_15 = dict(_BEFORE_4_17, reset_continuation=False, usable_gate=False, dynamic_2l_limit=False,
-                    port_valid_below_limit=True, bit7=Bit7.UNKNOWN)
+                    port_valid_below_limit=True, bit7=Bit7.UNKNOWN, poll_checks_usable=False)
 _BEFORE_4_7 = dict(_BEFORE_4_15, expand_not_fifo=Errno.ENOSYS, busy_port_skipped=False, soft_reset=False)
 
 _ROWS = (
@@ -113,7 +119,9 @@ _ROWS = (
                **dict(_BEFORE_4_17, bit7=Bit7.UNKNOWN)),
     XenVersion("4.16", "Xen 4.16: bit 7 of the create flags becomes XEN_DOMCTL_CDF_vpmu", "RELEASE-4.16.0",
                **_BEFORE_4_17),
-    XenVersion("4.17", "Xen 4.17-4.20: no P bit for a vCPU without a control block", "RELEASE-4.17.0",
+    XenVersion("4.17", "Xen 4.17: no P bit for a vCPU without a control block", "RELEASE-4.17.0",
+               **_BEFORE_4_18),
+    XenVersion("4.18", "Xen 4.18-4.20: VCPU_SSHOTTMR_future is ignored", "RELEASE-4.18.0",
                global_virq_owner=False),
     XenVersion("master", "Xen master (4.21 on; read at 4.23-dev): a global VIRQ is bound by its handler only"),
     XenVersion("patch-v4", "4.15-dev with [PATCH v4] XEN_DOMCTL_CDF_disable_fifo",
@@ -138,7 +146,7 @@ XSA_BACKPORTS = replace(
 XEN_VERSIONS: dict[str, XenVersion] = {row.name: row for row in (*_ROWS, XSA_BACKPORTS)}
 
 # Release -> the row that behaves like it (rows are eras: "4.8" covers 4.8 to 4.14).
-_ERAS = ((4, 21, "master"), (4, 17, "4.17"), (4, 16, "4.16"), (4, 15, "4.15"), (4, 8, "4.8"), (4, 7, "4.7"),
+_ERAS = ((4, 21, "master"), (4, 18, "4.18"), (4, 17, "4.17"), (4, 16, "4.16"), (4, 15, "4.15"), (4, 8, "4.8"), (4, 7, "4.7"),
          (4, 5, "4.5"), (4, 4, "4.4"))
 
 

@@ -1,8 +1,12 @@
-"""The hypervisor: a ``Xen`` owns every domain, their frames and the record of its writes.
+"""The hypervisor: a ``Xen`` owns every domain, their frames, the record of its writes and
+its clock.
 
 A ``Domain`` carries what Xen keeps per guest (``struct domain``: vCPUs, port table,
-ABI engine, create flags); a ``Vcpu`` its ``vcpu_info`` and VIRQ bindings. Guests talk to
-Xen only through ``Domain.evtchn_op(cmd, arg)``, which returns 0 or ``-errno``.
+ABI engine, create flags); a ``Vcpu`` (``evtsim.vcpu``) its ``vcpu_info``, VIRQ bindings,
+run state and timers. Guests talk to Xen through hypercalls that return 0 or ``-errno``:
+``Domain.evtchn_op(cmd, arg)`` and, for what a vCPU asks for itself, ``Vcpu.sched_op``,
+``Vcpu.set_timer_op`` and ``Vcpu.vcpu_op``. Xen's own side (raising VIRQs, advancing
+time) is ``Xen``'s methods.
 """
 
 from __future__ import annotations
@@ -10,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from . import guest_state, virq
 from .abi import (
     DOMID_SELF,
     ECS,
     EVTCHN_FIFO_NR_CHANNELS,
-    NR_VIRQS,
     XEN_DOMCTL_CDF_BASE,
     XEN_DOMCTL_CDF_hvm,
     XEN_LEGACY_MAX_VCPUS,
@@ -26,20 +30,20 @@ from .abi import (
 from .event_channel import evtchn_close, get_free_port
 from .hypercall import do_event_channel_op, hypercall_table
 from .faults import Faults, Xsm
-from .memory import (
-    LAYOUT_32,
-    LAYOUT_64,
-    VCPU_INFO_SIZE,
-    GuestMemory,
-    Recording,
-    SharedInfoView,
-    Structure,
-    VcpuInfoView,
-    WriteLog,
-)
+from .memory import LAYOUT_32, LAYOUT_64, GuestMemory, Recording, SharedInfoView, Structure, WriteLog
 from .ports import EvtchnPortOps, PortTable
+from .timekeeping import (
+    DEFAULT_BOOT_WALLCLOCK,
+    EPOCH,
+    Timekeeping,
+    rdtsc,
+    update_domain_wallclock_time,
+    update_vcpu_system_time,
+)
+from .timer import SystemTime, Timer
 from .two_level import TwoLevel
 from .reset import evtchn_reset
+from .vcpu import Vcpu
 from .versions import Bit7, XenVersion, xen_version
 
 #: Where the guest maps shared_info (XENMAPSPACE_shared_info); outside ordinary RAM.
@@ -54,29 +58,6 @@ class DomctlError(ValueError):
     def __init__(self, errno: Errno, message: str) -> None:
         super().__init__(f"-{errno.name}: {message}")
         self.errno = errno
-
-
-class Vcpu:
-    """One vCPU: its ``vcpu_info`` in shared_info and its per-vCPU VIRQ ports."""
-
-    __slots__ = ("vcpu_id", "domain", "vcpu_info", "virq_to_evtchn", "upcalls")
-
-    def __init__(self, domain: Domain, vcpu_id: int) -> None:
-        self.vcpu_id = vcpu_id
-        self.domain = domain
-        shinfo = domain.shared_info
-        self.vcpu_info = VcpuInfoView(shinfo.frame, vcpu_id * VCPU_INFO_SIZE, shinfo.layout)
-        self.virq_to_evtchn = [0] * NR_VIRQS
-        self.upcalls = 0  # how often Xen raised the upcall (callback IRQ or PV kick)
-
-    def mark_events_pending(self) -> None:
-        """vcpu_mark_events_pending (xen/arch/x86/domain.c): upcall only on a 0->1 change."""
-        info = self.vcpu_info
-        if info.bytes[0]:
-            return
-        info.bytes[0] = 1
-        self.domain.xen.log.wrote(self.domain.domain_id, info.frame, info.offset, Structure.VCPU_INFO, 1)
-        self.upcalls += 1
 
 
 class Domain:
@@ -98,6 +79,7 @@ class Domain:
         # the guest's word size, so as for a 64-bit guest (4096)
         self.evtchn_2l_limit = LAYOUT_64.nr_channels
         self.pirq_to_evtchn: dict[int, int] = {}
+        self.poll_mask: set[int] = set()  # d->poll_mask: vCPUs in SCHEDOP_poll (the engines hold it too)
         self.memory = GuestMemory()
         frame = self.memory.frame(SHARED_INFO_GFN)
         frame.content, frame.xen_mapping = "shared_info", Structure.SHARED_INFO
@@ -141,6 +123,12 @@ class Domain:
     #: HYPERVISOR_event_channel_op(cmd, arg) issued by this domain: returns 0 or -errno.
     evtchn_op = do_event_channel_op
 
+    # What the guest sees of its ports, in either ABI (evtsim.guest_state).
+    is_pending = guest_state.is_pending
+    is_masked = guest_state.is_masked
+    control_block = guest_state.control_block
+    event_word = guest_state.event_word
+
     def is_writable_gfn(self, gfn: int) -> bool:
         """Whether Xen could map ``gfn`` writable for this guest (a RAM page)."""
         return 0 <= gfn < self.nr_frames
@@ -171,10 +159,15 @@ class Xen:
     """
 
     def __init__(self, version: str | XenVersion = "master", *, recording: Recording | str = Recording.COUNTS,
-                 dom0_vcpus: int = 1, preempt_reset: bool = False) -> None:
+                 dom0_vcpus: int = 1, preempt_reset: bool = False, wallclock: int = DEFAULT_BOOT_WALLCLOCK) -> None:
         if type(preempt_reset) is not bool:
             raise TypeError(f"preempt_reset is True or False, got {preempt_reset!r}")
+        _require_int("wallclock", wallclock)
         self.version = xen_version(version)
+        self.time = SystemTime()  # NOW() is self.time.now; timers fire as it advances
+        self.timekeeping = Timekeeping(self, wallclock)
+        self._calibration = Timer(self._calibrate)
+        self.time.set_timer(self._calibration, EPOCH)
         self.hypercall_table = hypercall_table(self.version)
         self.log = WriteLog(Recording(recording))
         self.domains: dict[DomId, Domain] = {}
@@ -195,13 +188,47 @@ class Xen:
 
     @property
     def clock(self) -> int:
-        """Logical time: one tick per hypercall (and per ``tick()``)."""
+        """Logical time: one tick per hypercall (and per ``tick()``); the write log stamps writes
+        with it. Not system time: that is ``now``, in nanoseconds, which moves only by ``advance``."""
         return self.log.clock
 
     def tick(self) -> int:
         """Advance logical time by one step and return it."""
         self.log.clock += 1
         return self.log.clock
+
+    # --- system time -----------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        """NOW(): Xen's system time in nanoseconds since this Xen booted (starts at 0)."""
+        return self.time.now
+
+    def advance(self, ns: int) -> int:
+        """Let ``ns`` nanoseconds of system time pass, firing every timer that falls due (a
+        vCPU's one-shot timer raises VIRQ_TIMER; a poll times out); returns the new ``now``."""
+        return self.time.advance(ns)
+
+    def next_deadline(self) -> int | None:
+        """When the earliest pending timer fires (system time in ns), or None."""
+        return self.time.next_deadline()
+
+    def rdtsc(self) -> int:
+        """The virtual TSC a guest reads now (``timekeeping.TSC_HZ`` ticks a second)."""
+        return rdtsc(self.time.now)
+
+    def settime(self, secs: int, nsecs: int = 0) -> None:
+        """do_settime (dom0's XENPF_settime): the wallclock reads ``secs``.``nsecs`` now."""
+        _require_int("secs", secs)
+        _require_int("nsecs", nsecs)
+        if secs < 0 or not 0 <= nsecs < 1_000_000_000:
+            raise ValueError(f"settime takes secs >= 0 and 0 <= nsecs < 10**9, got {secs}, {nsecs}")
+        self.timekeeping.settime(secs, nsecs)
+
+    def _calibrate(self) -> None:
+        """The time calibration timer: restamp and rewrite running vCPUs' records every EPOCH."""
+        self.timekeeping.calibrate()
+        self.time.set_timer(self._calibration, self.time.now + EPOCH)
 
     def domain_create(self, *, vcpus: int = 1, max_evtchn_port: int | None = None,
                       flags: int = XEN_DOMCTL_CDF_hvm, compat: bool = False, privileged: bool = False,
@@ -224,6 +251,9 @@ class Xen:
     def _new_domain(self, domid: DomId, **config: object) -> Domain:
         d = Domain(self, domid, **config)
         self.domains[domid] = d
+        update_domain_wallclock_time(d)  # arch_set_info_guest for vCPU 0
+        for v in d.vcpus:
+            update_vcpu_system_time(v)  # each vCPU is scheduled in with a fresh record
         return d
 
     def _max_evtchn_port(self, value: int | None) -> int | None:
@@ -258,6 +288,9 @@ class Xen:
         """
         self._check_alive(d, "destroy")
         d.is_dying = True
+        for v in d.vcpus:
+            self.time.stop_timer(v.singleshot_timer)
+            self.time.stop_timer(v.poll_timer)
         for port in range(d.ports.valid_evtchns - 1, 0, -1):
             evtchn_close(d, port, guest=False)
         if d.fifo is not None:
@@ -297,26 +330,12 @@ class Xen:
             self.continuations += 1
         return rc
 
-    # --- Xen-originated events -----------------------------------------------------------
+    # --- Xen-originated events (evtsim.virq) ----------------------------------------------
 
-    def send_guest_vcpu_virq(self, v: Vcpu, virq: int) -> None:
-        """send_guest_vcpu_virq: raise a per-vCPU VIRQ (e.g. VIRQ_TIMER) if v bound it."""
-        port = v.virq_to_evtchn[virq]
-        if port:
-            v.domain.port_ops.set_pending(v, port)
-
-    def send_global_virq(self, virq: int) -> None:
-        """send_global_virq: to the registered handler domain, else dom0, at vCPU 0's binding."""
-        d = self.global_virq_handlers.get(virq, self.dom0)
-        port = d.vcpus[0].virq_to_evtchn[virq]
-        if port:
-            d.port_ops.set_pending(d.vcpus[d.ports.notify_vcpu_id[port]], port)
-
-    def send_guest_pirq(self, d: Domain, pirq: int) -> None:
-        """send_guest_pirq: a physical interrupt routed to ``d``'s bound port."""
-        port = d.pirq_to_evtchn.get(pirq, 0)
-        if port:
-            d.port_ops.set_pending(d.vcpus[d.ports.notify_vcpu_id[port]], port)
+    send_guest_vcpu_virq = virq.send_guest_vcpu_virq
+    send_guest_global_virq = virq.send_guest_global_virq
+    send_global_virq = virq.send_global_virq
+    send_guest_pirq = virq.send_guest_pirq
 
     def alloc_unbound_xen_event_channel(self, d: Domain, vcpu: int, remote_domid: DomId,
                                         ) -> int:
@@ -329,3 +348,8 @@ class Xen:
         chn.xen_consumer = 1
         self.xen_consumers[(d.domain_id, port)] = XenConsumer()
         return port
+
+
+def _require_int(what: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an integer, got {value!r}")

@@ -386,6 +386,7 @@ ROWS = [
     R("master", fresh_guest, VIRQ, dict(virq=VIRQ_TIMER, vcpu=2), ENOENT, "no such vcpu"),
     R("master", fresh_guest, VIRQ, dict(virq=GLOBAL_VIRQ, vcpu=0), EBUSY, "global virq owned by dom0"),
     R("4.17", fresh_guest, VIRQ, dict(virq=GLOBAL_VIRQ, vcpu=0), OK, "no owner check before 4.21"),
+    R("4.18", fresh_guest, VIRQ, dict(virq=GLOBAL_VIRQ, vcpu=0), OK, "still no owner check"),
     R("4.3", fresh_guest, VIRQ, dict(virq=GLOBAL_VIRQ, vcpu=0), OK, "no owner check"),
     R("master", dom0_and_guest, VIRQ, dict(virq=GLOBAL_VIRQ, vcpu=0), OK, "dom0 binds its global virq"),
     R("master", timer_virq_port, VIRQ, dict(virq=VIRQ_TIMER, vcpu=0), EEXIST, "twice on one vcpu"),

@@ -11,14 +11,14 @@ import pytest
 from evtsim import XEN_VERSIONS, Errno, xen_version
 from evtsim.versions import Bit7, ResetRevert
 
-ROWS_IN_RELEASE_ORDER = ["4.3", "4.4", "4.5", "4.7", "4.8", "4.15", "4.16", "4.17", "master"]
+ROWS_IN_RELEASE_ORDER = ["4.3", "4.4", "4.5", "4.7", "4.8", "4.15", "4.16", "4.17", "4.18", "master"]
 
 
 @pytest.mark.parametrize(
     "release, row",
     [("4.2", "4.3"), ("4.3", "4.3"), ("4.4", "4.4"), ("4.4.4", "4.4"), ("4.6", "4.5"), ("4.7", "4.7"),
      ("4.9", "4.8"), ("4.10", "4.8"), ("4.14", "4.8"), ("4.14.1", "4.8"), ("4.15", "4.15"), ("4.15.5", "4.15"),
-     ("4.16", "4.16"), ("4.17", "4.17"), ("4.20", "4.17"), ("4.21", "master"), ("5.0", "master"),
+     ("4.16", "4.16"), ("4.17", "4.17"), ("4.18", "4.18"), ("4.20", "4.18"), ("4.21", "master"), ("5.0", "master"),
      ("master", "master"), ("patch-v4", "patch-v4"), ("4.14-xsa", "4.14-xsa")],
 )
 def test_a_release_maps_to_the_row_of_its_era(release, row):
@@ -42,7 +42,7 @@ def test_each_era_row_names_the_release_tag_it_was_checked_against():
     tags = {name: XEN_VERSIONS[name].release for name in ROWS_IN_RELEASE_ORDER}
     assert tags == {"4.3": "RELEASE-4.3.0", "4.4": "RELEASE-4.4.0", "4.5": "RELEASE-4.5.0",
                     "4.7": "RELEASE-4.7.0", "4.8": "RELEASE-4.8.0", "4.15": "RELEASE-4.15.0",
-                    "4.16": "RELEASE-4.16.0", "4.17": "RELEASE-4.17.0", "master": ""}
+                    "4.16": "RELEASE-4.16.0", "4.17": "RELEASE-4.17.0", "4.18": "RELEASE-4.18.0", "master": ""}
 
 
 def column(field: str) -> list:
@@ -50,23 +50,25 @@ def column(field: str) -> list:
     return [getattr(XEN_VERSIONS[name], field) for name in ROWS_IN_RELEASE_ORDER]
 
 
-#: field -> its value in 4.3, 4.4, 4.5, 4.7, 4.8, 4.15, 4.16, 4.17, master (commit in versions.py).
+#: field -> its value in 4.3, 4.4, 4.5, 4.7, 4.8, 4.15, 4.16, 4.17, 4.18, master (commit in versions.py).
 N, Y = False, True
 ERA_COLUMNS = {
-    "fifo": [N, Y, Y, Y, Y, Y, Y, Y, Y],  # 88910061ec61, 4.4
-    "max_evtchn_port": [N, Y, Y, Y, Y, Y, Y, Y, Y],  # a77eb86f44, 4.4
-    "expand_not_fifo": [Errno.ENOSYS] * 4 + [Errno.EOPNOTSUPP] * 5,  # a66765eb06, 4.8
-    "reset_revert": [ResetRevert.NEVER, ResetRevert.NEVER, ResetRevert.SELF] + [ResetRevert.ALWAYS] * 6,
-    "soft_reset": [N, N, N, Y, Y, Y, Y, Y, Y],  # 1a043f9dc7, 4.7
-    "busy_port_skipped": [N, N, N, Y, Y, Y, Y, Y, Y],  # 78e24c269b0a, 4.7
-    "reset_continuation": [N, N, N, N, N, Y, Y, Y, Y],  # XSA-344 2785b2a9e0 + XSA-343 8d385b247b, 4.15
-    "usable_gate": [N, N, N, N, N, Y, Y, Y, Y],  # XSA-343 e045199c7c, 4.15
-    "dynamic_2l_limit": [Y, N, N, N, N, Y, Y, Y, Y],  # MAX_EVTCHNS(d) in 4.3; XSA-342 62bcdc4edb, 4.15
-    "port_valid_below_limit": [Y, Y, Y, Y, Y, N, N, N, N],  # XSA-338 e59ce972d1, 4.15
-    "bit7": [Bit7.UNKNOWN] * 6 + [Bit7.VPMU] * 3,  # dbb948110a, 4.16
-    "no_control_block_sets_pending": [Y, Y, Y, Y, Y, Y, Y, N, N],  # 8aa0e9d2d1, 4.17
-    "global_virq_owner": [N, N, N, N, N, N, N, N, Y],  # 2025 series, after 4.20
-    "fifo_compiled_in": [Y] * 9,  # CONFIG_EVTCHN_FIFO=n is the fifo-off variant
+    "fifo": [N, Y, Y, Y, Y, Y, Y, Y, Y, Y],  # 88910061ec61, 4.4
+    "max_evtchn_port": [N, Y, Y, Y, Y, Y, Y, Y, Y, Y],  # a77eb86f44, 4.4
+    "expand_not_fifo": [Errno.ENOSYS] * 4 + [Errno.EOPNOTSUPP] * 6,  # a66765eb06, 4.8
+    "reset_revert": [ResetRevert.NEVER, ResetRevert.NEVER, ResetRevert.SELF] + [ResetRevert.ALWAYS] * 7,
+    "soft_reset": [N, N, N, Y, Y, Y, Y, Y, Y, Y],  # 1a043f9dc7, 4.7
+    "busy_port_skipped": [N, N, N, Y, Y, Y, Y, Y, Y, Y],  # 78e24c269b0a, 4.7
+    "reset_continuation": [N, N, N, N, N, Y, Y, Y, Y, Y],  # XSA-344 2785b2a9e0 + XSA-343 8d385b247b, 4.15
+    "usable_gate": [N, N, N, N, N, Y, Y, Y, Y, Y],  # XSA-343 e045199c7c, 4.15
+    "dynamic_2l_limit": [Y, N, N, N, N, Y, Y, Y, Y, Y],  # MAX_EVTCHNS(d) in 4.3; XSA-342 62bcdc4edb, 4.15
+    "port_valid_below_limit": [Y, Y, Y, Y, Y, N, N, N, N, N],  # XSA-338 e59ce972d1, 4.15
+    "poll_checks_usable": [N, N, N, N, N, Y, Y, Y, Y, Y],  # "honor evtchn_usable() in do_poll", 4.15
+    "bit7": [Bit7.UNKNOWN] * 6 + [Bit7.VPMU] * 4,  # dbb948110a, 4.16
+    "no_control_block_sets_pending": [Y, Y, Y, Y, Y, Y, Y, N, N, N],  # 8aa0e9d2d1, 4.17
+    "singleshot_future_etime": [Y, Y, Y, Y, Y, Y, Y, Y, N, N],  # 19c6cbd909, 4.18
+    "global_virq_owner": [N, N, N, N, N, N, N, N, N, Y],  # 2025 series, after 4.20
+    "fifo_compiled_in": [Y] * 10,  # CONFIG_EVTCHN_FIFO=n is the fifo-off variant
 }
 
 

@@ -375,10 +375,15 @@ class Kernel:
     # --- running ---------------------------------------------------------------------------
 
     def run(self) -> int:
-        """Take pending upcalls; return how many events the handlers saw."""
+        """Run each online CPU once: Xen delivers its pending upcall (``Vcpu.run``: not while
+        it is blocked, nor on PV while upcalls are masked) into the consumer's
+        __xen_evtchn_do_upcall. Returns how many events the handlers saw."""
         if self.crashed or self.consumer is None:
             return 0
-        return self.consumer.run()
+        before = self.consumer.events
+        for cpu in self.online_cpus:
+            self.domain.vcpus[cpu].run(self.consumer.upcall)
+        return self.consumer.events - before
 
     # --- Xen save/restore: xen_irq_resume --------------------------------------------------
 
