@@ -17,6 +17,7 @@ from .layouts import Field, StructLayout
 from .memory import ControlBlockView, Recording, SharedInfoView, StructView, Structure, VcpuInfoView
 from .scenario import Step, run
 from .scenarios import SCENARIOS, run_scenario
+from .scenarios.common import boot, create_guest, traffic
 from .snapshot import snapshot_domain
 from .toolstack import xl_create
 from .vcpu import Vcpu
@@ -30,5 +31,6 @@ __all__ = [
     "AllocSite", "Consumer", "ControlBlockView", "Domain", "DomctlError", "FallbackPolicy", "Field",
     "FifoConsumer", "Kernel", "KernelConfig", "Recording", "SCENARIOS", "SHARED_INFO_GFN", "SharedInfoView",
     "Step", "StructLayout", "StructView", "Structure", "TwoLevelConsumer", "Vcpu", "VcpuInfoView", "XEN_VERSIONS",
-    "Xen", "XenVersion", "run", "run_scenario", "snapshot_domain", "xen_version", "xl_create",
+    "Xen", "XenVersion", "boot", "create_guest", "run", "run_scenario", "snapshot_domain", "traffic", "xen_version",
+    "xl_create",
 ]

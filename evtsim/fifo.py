@@ -29,6 +29,7 @@ from .abi import (
     Port,
 )
 from .memory import ControlBlockView, Frame, Structure, event_words
+from .sched import evtchn_check_pollers
 
 if TYPE_CHECKING:
     from .xen import Domain, Vcpu
@@ -90,6 +91,7 @@ class Fifo:
         self.num_evtchns = 0
         self.dropped = 0
         self.guest_race: Callable[[Port], None] | None = None
+        self.poll_mask = d.poll_mask  # the domain's set: empty (falsy) unless a vCPU polls
 
     # --- set-up: init_control and expand_array -------------------------------------------
 
@@ -149,7 +151,8 @@ class Fifo:
         1. test-and-set PENDING; 2. test MASKED: a masked word, or one already LINKED, is not
         queued; 3. test-and-set LINKED; 4. link the port behind its queue's TAIL
         (evtchn_fifo_set_link) or, when that queue is empty, write HEAD; a new HEAD sets READY
-        and raises the upcall. Each step that changes a word is a write of its own in the log.
+        and raises the upcall; 5. if step 1 set PENDING, wake pollers (evtchn_check_pollers),
+        masked or not. Each step that changes a word is a write of its own in the log.
         The hot path of every FIFO event, so the steps and their accounting are inline.
         """
         if port >= self.num_evtchns:
@@ -166,6 +169,8 @@ class Fifo:
             if not word & P:
                 words[index] = word | P
                 self._wrote_word(port, word | P)
+                if self.poll_mask:  # PENDING newly set: a poller wakes, masked or not
+                    evtchn_check_pollers(self.d, port)
             return
         words[index] = linked = word | _P_AND_L  # steps 1 and 3: PENDING (if clear), LINKED
         # WriteLog.wrote, inlined here and for the tail's LINK below: a call per write costs
@@ -188,10 +193,10 @@ class Fifo:
         else:
             self._leave_old_queue(port, lastq)
         q.tail = port
+        behind_tail = False
         if tail:  # step 4: link behind the tail, but only while the tail is still LINKED
             if self.guest_race is not None:
-                if self.set_link(tail, port):
-                    return
+                behind_tail = self.set_link(tail, port)
             else:  # evtchn_fifo_set_link when nothing races it: its first cmpxchg succeeds
                 tail_words, tail_index = self.pages[tail >> EVENT_WORDS_SHIFT], tail & EVENT_WORD_MASK
                 tail_word = tail_words[tail_index]
@@ -202,13 +207,16 @@ class Fifo:
                     frame.last_xen_write = log.clock
                     if log.full:
                         log.keep(self.domid, frame, tail_index << 2, EVENT_ARRAY, tail_word)
-                    return  # appended to a non-empty queue: no new upcall
-        cb = fv.control_block  # the queue was empty (or its tail consumed): port is the HEAD
-        head = ControlBlockView.HEAD0 + q.priority
-        if cb.words[head] != port:  # write_atomic(q->head, port): a store of the same value changes nothing
-            cb.words[head] = port
-            self._wrote_cb(cb, head, port)
-        self._raise_ready(v, cb, q.priority)
+                    behind_tail = True  # appended to a non-empty queue: no new upcall
+        if not behind_tail:  # the queue was empty (or its tail consumed): port is the HEAD
+            cb = fv.control_block
+            head = ControlBlockView.HEAD0 + q.priority
+            if cb.words[head] != port:  # write_atomic(q->head, port): the same value changes nothing
+                cb.words[head] = port
+                self._wrote_cb(cb, head, port)
+            self._raise_ready(v, cb, q.priority)
+        if self.poll_mask and not word & P:  # last, as in Xen: pollers when PENDING was newly set
+            evtchn_check_pollers(self.d, port)
 
     def set_link(self, tail: Port, port: Port) -> bool:
         """evtchn_fifo_set_link: make ``tail``'s LINK ``port`` iff ``tail`` is still LINKED.
@@ -285,8 +293,10 @@ class Fifo:
         """A vCPU without a control block: Xen warns and drops the event (8aa0e9d2d1)."""
         self.dropped += 1
         if self.d.xen.version.no_control_block_sets_pending and not words[index] & P:
-            words[index] |= P  # Xen <= 4.16 set PENDING before noticing
+            words[index] |= P  # Xen <= 4.16 set PENDING before noticing, and so woke pollers
             self._wrote_word(port, words[index])
+            if self.poll_mask:
+                evtchn_check_pollers(self.d, port)
 
     def clear_pending(self, port: Port) -> None:
         """evtchn_fifo_clear_pending: clear P only; a LINKED word stays queued."""

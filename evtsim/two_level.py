@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .abi import Abi, Port
 from .memory import SHINFO_PENDING_OFFSET, Frame, Structure
+from .sched import evtchn_check_pollers
 
 if TYPE_CHECKING:
     from .xen import Domain, Vcpu
@@ -47,12 +48,14 @@ class TwoLevel:
         self.mask_offset = layout.mask_offset
         self.sel_offset = layout.pending_sel_offset
         self.unchecked = not d.xen.version.dynamic_2l_limit
+        self.poll_mask = d.poll_mask  # the domain's set: empty (falsy) unless a vCPU polls
 
     def init(self, port: Port) -> None:
         """No per-port set-up in 2-level (there is no init hook)."""
 
     def set_pending(self, v: Vcpu, port: Port) -> None:
-        """evtchn_2l_set_pending: pending bit first; selector and upcall only on 0->1 edges."""
+        """evtchn_2l_set_pending: pending bit first; selector and upcall only on 0->1 edges;
+        then, if the pending bit was newly set, wake pollers (evtchn_check_pollers), masked or not."""
         if port >= self.nr_channels:
             if self.unchecked:
                 self._set_pending_beyond(v, port)
@@ -69,18 +72,18 @@ class TwoLevel:
         frame.last_xen_write = log.clock
         if log.full:
             log.keep(self.domid, frame, SHINFO_PENDING_OFFSET + word * self.word_size, SHARED_INFO, pending[word])
-        if self.mask[word] & bit:
-            return  # masked: the pending bit waits for EVTCHNOP_unmask
-        info = v.vcpu_info
-        sel = info.sel
-        if sel[0] >> word & 1:
-            return
-        sel[0] |= 1 << word  # _select, inlined on this hot path
-        frame.xen_writes += 1
-        if log.full:
-            log.keep(self.domid, frame, info.offset + self.sel_offset, VCPU_INFO, sel[0])
-        if not info.bytes[0]:
-            v.mark_events_pending()
+        if not self.mask[word] & bit:  # masked: the pending bit waits for EVTCHNOP_unmask
+            info = v.vcpu_info
+            sel = info.sel
+            if not sel[0] >> word & 1:
+                sel[0] |= 1 << word  # _select, inlined on this hot path
+                frame.xen_writes += 1
+                if log.full:
+                    log.keep(self.domid, frame, info.offset + self.sel_offset, VCPU_INFO, sel[0])
+                if not info.bytes[0]:
+                    v.mark_events_pending()
+        if self.poll_mask:  # the pending bit was newly set: pollers wake, masked or not
+            evtchn_check_pollers(self.d, port)
 
     def _select(self, v: Vcpu, word: int) -> None:
         """Set selector bit ``word`` on ``v``; mark events pending if it was clear."""
@@ -157,6 +160,8 @@ class TwoLevel:
         self._wrote(SHINFO_PENDING_OFFSET, port)
         if not self._bits(self.mask_offset).test(port):
             self._select_beyond(v, port >> self.shift)
+        if self.poll_mask:
+            evtchn_check_pollers(self.d, port)
 
     def _unmask_beyond(self, port: Port) -> None:
         """evtchn_2l_unmask before 62bcdc4edb, on a port past the guest's bitmaps."""
