@@ -84,3 +84,12 @@ def xen() -> Xen:
 @pytest.fixture
 def guest(xen: Xen) -> Domain:
     return xen.domain_create(vcpus=2)
+
+
+@pytest.fixture(params=["2-level", "fifo"])
+def either_abi(request, xen: Xen) -> Domain:
+    """A 2-vCPU HVM guest in either ABI (FIFO: control blocks on both vCPUs, one zeroed page)."""
+    d = xen.domain_create(vcpus=2)
+    if request.param == "fifo":
+        to_fifo(d)
+    return d

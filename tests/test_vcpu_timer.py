@@ -8,7 +8,7 @@ send_guest_vcpu_virq, so the timer's port becomes pending in guest memory.
 from __future__ import annotations
 
 import pytest
-from conftest import VIRQ, setup_op, shinfo_pending, to_fifo
+from conftest import VIRQ, setup_op, shinfo_pending
 
 from evtsim import (
     SCHEDOP_block,
@@ -36,13 +36,12 @@ def singleshot(v, timeout: int, flags: int = 0, vcpuid: int | None = None) -> in
     return v.vcpu_op(VCPUOP_set_singleshot_timer, v.vcpu_id if vcpuid is None else vcpuid, arg)
 
 
-@pytest.fixture(params=["2-level", "fifo"])
-def guest(request):
-    d = Xen().domain_create(vcpus=2)
-    if request.param == "fifo":
-        to_fifo(d)
-    return d
 
+
+@pytest.fixture
+def guest(either_abi):
+    """Here every ``guest`` test runs in both ABIs (conftest's either_abi)."""
+    return either_abi
 
 # --- the timer fires VIRQ_TIMER ----------------------------------------------------------------
 

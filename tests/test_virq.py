@@ -22,17 +22,16 @@ from evtsim import (
 )
 
 
-@pytest.fixture(params=["2-level", "fifo"])
-def guest(request):
-    d = Xen().domain_create(vcpus=2)
-    if request.param == "fifo":
-        to_fifo(d)
-    return d
-
 
 def bind_virq(d, virq: int, vcpu: int = 0) -> int:
     return setup_op(d, VIRQ, virq=virq, vcpu=vcpu).port
 
+
+
+@pytest.fixture
+def guest(either_abi):
+    """Here every ``guest`` test runs in both ABIs (conftest's either_abi)."""
+    return either_abi
 
 # --- raising ---------------------------------------------------------------------------------
 

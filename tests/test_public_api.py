@@ -1,4 +1,5 @@
-"""What ``import evtsim`` offers: only evtsim's own names, and every one it promises."""
+"""What ``import evtsim`` offers: only evtsim's own names, every one it promises, and README
+examples that run as written."""
 
 from __future__ import annotations
 
@@ -51,3 +52,12 @@ def notebook_core_imports() -> set[str]:
 
 def test_what_the_notebooks_import_from_submodules_is_also_at_the_top_level():
     assert sorted(notebook_core_imports() - set(evtsim.__all__)) == []
+
+
+def test_the_readme_python_examples_run_as_written(capsys):
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert blocks
+    for block in blocks:
+        namespace: dict = {}
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert "-ENOSYS 2-level" in capsys.readouterr().out
