@@ -146,8 +146,8 @@ XSA_BACKPORTS = replace(
 XEN_VERSIONS: dict[str, XenVersion] = {row.name: row for row in (*_ROWS, XSA_BACKPORTS)}
 
 # Release -> the row that behaves like it (rows are eras: "4.8" covers 4.8 to 4.14).
-_ERAS = ((4, 21, "master"), (4, 18, "4.18"), (4, 17, "4.17"), (4, 16, "4.16"), (4, 15, "4.15"), (4, 8, "4.8"), (4, 7, "4.7"),
-         (4, 5, "4.5"), (4, 4, "4.4"))
+_ERAS = ((4, 21, "master"), (4, 18, "4.18"), (4, 17, "4.17"), (4, 16, "4.16"), (4, 15, "4.15"), (4, 8, "4.8"),
+         (4, 7, "4.7"), (4, 5, "4.5"), (4, 4, "4.4"))
 
 
 def xen_version(name: str | XenVersion) -> XenVersion:
