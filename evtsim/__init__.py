@@ -20,6 +20,7 @@ from .scenarios import SCENARIOS, run_scenario
 from .scenarios.common import boot, create_guest, traffic
 from .snapshot import snapshot_domain
 from .toolstack import xl_create
+from .trace import VERDICTS
 from .vcpu import Vcpu
 from .versions import XEN_VERSIONS, XenVersion, xen_version
 from .xen import SHARED_INFO_GFN, Domain, DomctlError, Xen
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 __all__ = [
     *abi.__all__,
     "AllocSite", "Consumer", "ControlBlockView", "Domain", "DomctlError", "FallbackPolicy", "Field",
-    "FifoConsumer", "Kernel", "KernelConfig", "Recording", "SCENARIOS", "SHARED_INFO_GFN", "SharedInfoView",
+    "FifoConsumer", "Kernel", "KernelConfig", "Recording", "SCENARIOS", "SHARED_INFO_GFN", "VERDICTS", "SharedInfoView",
     "Step", "StructLayout", "StructView", "Structure", "TwoLevelConsumer", "Vcpu", "VcpuInfoView", "XEN_VERSIONS",
     "Xen", "XenVersion", "boot", "create_guest", "run", "run_scenario", "snapshot_domain", "traffic", "xen_version",
     "xl_create",
