@@ -112,7 +112,7 @@ CONFIGS: dict[str, Config] = {c.name: c for c in (
     Config("busy-tail", "fifo",
            "Xen links port 2 behind port 1 (queued, already acked) while a driver masks and unmasks port 1",
            (PortSpec(1, label="net"), PortSpec(2, label="blk")),
-           (ActorSpec("xen0", "send", 2), ActorSpec("irq", "irq", 1, ops=("mask", "unmask") * 3),
+           (ActorSpec("xen0", "send", 2), ActorSpec("irq", "irq", 1, ops=("mask", "unmask") * 2),
             ActorSpec("vcpu0", "consume")),
            vcpus=2, queued=((0, 7, (1,)),), exercises=("busy",)),
     Config("one-word", "two-level",

@@ -143,47 +143,68 @@ def _parallel(spec: tuple[str, str, tuple[str, ...]], m: Model, por: bool, max_s
     return stats
 
 
-def _frontier(search: Search, want: int) -> tuple[Stats, list[tuple[State, tuple[int, ...]]]]:
-    """Breadth-first levels from the initial state until at least ``want`` states are left to
-    explore: (what the levels above saw, the frontier with the schedules that reach it)."""
-    m, stats = search.model, search.stats
-    seen = {m.initial}
-    layer = [(m.initial, ())]
-    while layer and len(layer) < want:
-        below: list[tuple[State, tuple[int, ...]]] = []
-        for s, path in layer:
-            for nxt, step in _expand(search, s, path):
-                if nxt not in seen:
-                    seen.add(nxt)
-                    below.append((nxt, (*path, step)))
-        layer = below
-    stats.states = {hash(s) for s in seen}
-    return stats, layer
+Root = tuple[State, tuple[int, ...], int]  # a state, the schedule that reached it, its sleep set
 
 
-def _expand(search: Search, s: State, path: tuple[int, ...]) -> list[tuple[State, int]]:
-    """The reduced successors of ``s``, after its checks (a violating or quiescent state has none)."""
+def _frontier(search: Search, want: int) -> tuple[Stats, list[Root]]:
+    """The depth-first tree (with sleep sets, without caching) cut at the first depth with at
+    least ``want`` distinct states below it: (what the tree above the cut saw, the cut).
+
+    A state met twice at the cut keeps the intersection of its sleep sets, as the serial search
+    would wake up on its second visit whatever the first left asleep."""
+    depth = 0
+    while True:
+        depth += 1
+        search.stats = Stats()
+        cut: dict[State, Root] = {}
+        checked: set[State] = set()
+        _walk(search, search.model.initial, (), 0, depth, cut, checked)
+        if len(cut) >= want or not cut or depth >= search.max_steps:
+            search.stats.states = {hash(s) for s in checked}
+            return search.stats, list(cut.values())
+
+
+def _walk(search: Search, s: State, path: tuple[int, ...], sleep: int, depth: int, cut: dict[State, Root],
+          checked: set[State]) -> None:
+    if len(path) == depth:
+        seen = cut.get(s)
+        cut[s] = (s, path, sleep if seen is None else seen[2] & sleep)
+        return
+    first = s not in checked
+    checked.add(s)
+    chosen, fps = _expand(search, s, path, first)
+    for t in chosen:
+        if sleep >> t & 1:
+            continue
+        child = search.child_sleep(sleep, t, fps) if search.sleep else 0
+        _walk(search, search.successor(s, t), (*path, t), child, depth, cut, checked)
+        sleep |= 1 << t
+
+
+def _expand(search: Search, s: State, path: tuple[int, ...], first: bool) -> tuple[list[int], dict]:
+    """What to explore from ``s`` after its checks (a violating or quiescent state: nothing)."""
     stats, m = search.stats, search.model
     stats.max_depth = max(stats.max_depth, len(path))
     bad = s[m.viol] | m.check_state(s)
     if bad:
-        search._note(s, bad, list(path))
-        return []
-    chosen, enabled, _ = search.choose(s)
+        if first:
+            search._note(s, bad, list(path))
+        return [], {}
+    chosen, enabled, fps = search.choose(s)
     if not enabled:
-        stats.terminals.add(hash(s))
-        rest = rest_violations(m, s)
-        if rest:
-            search._note(s, rest, list(path))
-        return []
+        if first:
+            stats.terminals.add(hash(s))
+            rest = rest_violations(m, s)
+            if rest:
+                search._note(s, rest, list(path))
+        return [], {}
     if len(path) >= search.max_steps:
         stats.bound_hit = True
-        return []
+        return [], {}
     stats.transitions += len(chosen)
-    return [(search.successor(s, a), a) for a in chosen]
+    return chosen, fps
 
 
-def explore_part(spec: tuple[str, str, tuple[str, ...]], part: Sequence[tuple[State, tuple[int, ...]]], por: bool,
-                 max_steps: int) -> Stats:
+def explore_part(spec: tuple[str, str, tuple[str, ...]], part: Sequence[Root], por: bool, max_steps: int) -> Stats:
     """A worker's share: depth-first search from each frontier state of ``part``."""
     return Search(_model(spec), por=por, max_steps=max_steps).dfs(part)

@@ -87,13 +87,19 @@ class FifoMemory:
 
     def check_state(self, s: State) -> int:
         """Structural invariant at any state: LINK never leads round a cycle of LINKED words."""
-        for start in self.ports:
-            seen, port = set(), start
-            while port in self.word and s[self.word[port]] & L:
-                if port in seen:
+        links = {}
+        for port, slot in self.word.items():
+            word = s[slot]
+            if word & L and word & LINK:
+                links[port] = word & LINK
+        for start in links:  # at most as many steps as there are links, unless it goes round
+            port = start
+            for _ in range(len(links)):
+                port = links.get(port, 0)
+                if port == start:
                     return Violation.QUEUE_CYCLE.bit
-                seen.add(port)
-                port = s[self.word[port]] & LINK
+                if not port:
+                    break
         return 0
 
     def check_rest(self, s: State, waiting: bool) -> int:

@@ -83,8 +83,10 @@ class Reduction:
             self.succ.append([tuple(pcs[n] for n in st.nexts if pcs[n] != DONE_PC) for st in steps])
             self.gated.append([pc for pc, st in enumerate(steps) if st.gate])
         self.exact = [[st.exact for st in a.program.steps] for a in model.actors]
-        self.lock_at = [[st.gate.at if st.gate and st.gate.kind is GateKind.LOCK else None for st in a.program.steps]
-                        for a in model.actors]
+        for a in model.actors:  # the persistent sets are remembered by what next steps touch
+            for st in a.program.steps:
+                if st.gate and st.gate.kind is GateKind.LOCK and st.exact is None:
+                    raise ValueError(f"{a.name}:{st.label} waits for a lock but does not say which (exact)")
         self._exact: dict[tuple, Footprint] = {}
         self.fut = [[self._reach(i, pc, 0) for pc in range(len(a.program.steps))] for i, a in enumerate(model.actors)]
         self._memo: dict[tuple[int, int, int], Footprint] = {}
@@ -151,40 +153,45 @@ class Reduction:
                     return True
         return False
 
-    def persistent(self, s: State, enabled: list[int], live: list[int], nxt: dict[int, Footprint]) -> list[int]:
-        """A persistent subset of ``enabled``: the smallest this method finds (first on ties).
-        ``nxt`` holds the footprint of each live actor's next step."""
-        for a in enabled:  # fast path: nothing any other actor may ever do touches a's step
-            if not any(_conflict(nxt[a], self.fut[b][s[self.bases[b]]]) for b in live if b != a):
-                return [a]
-        key = (*(s[b] for b in self.bases), *(s[k] for k in self.key_slots), *self._waits_on(s, live), *enabled,
-               *(nxt[i] for i in live))
-        chosen = self._chosen.get(key)
-        if chosen is None:
-            chosen = self._chosen[key] = self._smallest(s, enabled, live, nxt)
-        return chosen
+    def choose(self, s: State, enabled: list[int], live: list[int]) -> tuple[list[int], dict[int, Footprint]]:
+        """A persistent subset of ``enabled`` (the smallest this method finds, first on ties), and
+        the footprint of each live actor's next step.
 
-    def next_fp(self, s: State, i: int) -> Footprint:
-        """The footprint of actor ``i``'s next step at ``s`` (exact where the step says so)."""
-        base = self.bases[i]
-        pc = s[base]
-        exact = self.exact[i][pc]
-        if exact is None:
-            return self.fp[i][pc]
-        touch = exact(s, base)
+        Both depend only on the program counters, what the next steps touch, who is enabled,
+        who holds which lock and the slots gates judged ahead read: they are remembered by those.
+        """
+        bases, exact = self.bases, self.exact
+        touches = []
+        for i in live:
+            ex = exact[i][s[bases[i]]]
+            touches.append(None if ex is None else ex(s, bases[i]))
+        key = (*(s[b] for b in bases), *touches, *(s[k] for k in self.key_slots), *enabled)
+        hit = self._chosen.get(key)
+        if hit is None:
+            nxt = {i: self._footprint(s, i, t) for i, t in zip(live, touches)}
+            hit = self._chosen[key] = (self._persistent(s, enabled, live, nxt), nxt)
+        return hit
+
+    def _footprint(self, s: State, i: int, touch: object) -> Footprint:
+        if touch is None:
+            return self.fp[i][s[self.bases[i]]]
         fp = self._exact.get(touch)
         if fp is None:
             fp = self._exact[touch] = (self.locs.mask(touch[0]), self.locs.mask(touch[1]), self.locs.mask(touch[2]))
         return fp
 
-    def _waits_on(self, s: State, live: list[int]) -> list[int]:
-        """The lock each actor standing at a lock gate wants (it depends on the actor's locals)."""
-        out = []
-        for i in live:
-            base = self.bases[i]
-            at = self.lock_at[i][s[base]]
-            out.append(-1 if at is None else at(s, base))
-        return out
+    def _persistent(self, s: State, enabled: list[int], live: list[int], nxt: dict[int, Footprint]) -> list[int]:
+        if len(enabled) <= 1:
+            return enabled
+        futs = [self.fut[b][s[self.bases[b]]] for b in live]
+        for a in enabled:  # fast path: nothing any other actor may ever do touches a's step
+            r = w = z = 0
+            for b, (fr, fw, fz) in zip(live, futs):
+                if b != a:
+                    r, w, z = r | fr, w | fw, z | fz
+            if not _conflict(nxt[a], (r, w, z)):  # conflicting with a union is conflicting with one of it
+                return [a]
+        return self._smallest(s, enabled, live, nxt)
 
     def _smallest(self, s: State, enabled: list[int], live: list[int], nxt: dict[int, Footprint]) -> list[int]:
         best = enabled
@@ -251,7 +258,8 @@ class Search:
         self.red = Reduction(model)
         self.actors = model.actors
         self.runs = [[st.run for st in a.program.steps] for a in model.actors]
-        self.gates = [[st.gate for st in a.program.steps] for a in model.actors]
+        self.opens = [(i, a.base, [st.gate.open if st.gate else None for st in a.program.steps])
+                      for i, a in enumerate(model.actors)]
         self.pcs = [a.program.pcs for a in model.actors]
         self.progress = progress
         self.stats = Stats()
@@ -269,25 +277,23 @@ class Search:
     def enabled(self, s: State) -> tuple[list[int], list[int]]:
         """(enabled actors, actors not done)."""
         enabled, live = [], []
-        for i, base in enumerate(self.red.bases):
+        for i, base, opens in self.opens:
             pc = s[base]
             if pc == DONE_PC:
                 continue
             live.append(i)
-            gate = self.gates[i][pc]
-            if gate is None or gate.open(s, base):
+            gate = opens[pc]
+            if gate is None or gate(s, base):
                 enabled.append(i)
         return enabled, live
 
     def choose(self, s: State) -> tuple[list[int], list[int], dict[int, Footprint]]:
         """(the actors to expand ``s`` through, all enabled actors, next-step footprints)."""
         enabled, live = self.enabled(s)
-        if not self.por:
+        if not self.por or not enabled:
             return enabled, enabled, {}
-        nxt = {i: self.red.next_fp(s, i) for i in live}
-        if len(enabled) > 1:
-            return self.red.persistent(s, enabled, live, nxt), enabled, nxt
-        return enabled, enabled, nxt
+        chosen, nxt = self.red.choose(s, enabled, live)
+        return chosen, enabled, nxt
 
     def _bad(self, s: State) -> int:
         return s[self.model.viol] | self.model.check_state(s)
@@ -305,17 +311,26 @@ class Search:
 
     # --- depth first ---------------------------------------------------------------------------
 
-    def dfs(self, roots: Iterable[tuple[State, tuple[int, ...]]]) -> Stats:
-        """Explore everything reachable from each (state, schedule that led there)."""
-        for state, prefix in roots:
-            self._dfs_from(state, list(prefix))
+    def dfs(self, roots: Iterable[tuple]) -> Stats:
+        """Explore everything reachable from each root: (state, the schedule that led there),
+        optionally with the sleep set it was reached with."""
+        for state, prefix, *sleep in roots:
+            self._dfs_from(state, list(prefix), sleep[0] if sleep else 0)
         self.stats.states = {hash(s) for s in self.visited}
         return self.stats
 
-    def _dfs_from(self, root: State, path: list[int]) -> None:
-        stack: list[list] = []  # frames: [state, todo, sleep, successors]
+    def child_sleep(self, sleep: int, t: int, fps: dict[int, Footprint]) -> int:
+        """The sleep set after taking ``t``: what slept and commutes with ``t`` sleeps on."""
+        child = 0
+        for z in _bits_of(sleep):
+            if not _conflict(fps[z], fps[t]):
+                child |= 1 << z
+        return child
+
+    def _dfs_from(self, root: State, path: list[int], sleep: int = 0) -> None:
+        stack: list[list] = []  # frames: [state, todo, sleep, successors, footprints]
         on_stack: set[State] = set()
-        frame = self._open(root, 0, path, on_stack)
+        frame = self._open(root, sleep, path, on_stack)
         if frame is None:
             return
         stack.append(frame)
@@ -332,9 +347,7 @@ class Search:
             sleep, nxt, fps = top[2], top[3][t], top[4]
             child_sleep = 0
             if self.sleep:
-                for z in _bits_of(sleep):
-                    if not _conflict(fps[z], fps[t]):
-                        child_sleep |= 1 << z
+                child_sleep = self.child_sleep(sleep, t, fps)
                 top[2] = sleep | 1 << t
             path.append(t)
             child = self._open(nxt, child_sleep, path, on_stack)
