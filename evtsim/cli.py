@@ -6,6 +6,7 @@
     evtsim matrix [--jobs N] [--csv]       # every alternative of the hibernation scenario
     evtsim list                            # scenarios and their options, Xen versions, fixes
     evtsim show FILE                       # a trace saved with ``run ... --json FILE``
+    evtsim explore fifo --without cmpxchg  # every interleaving (cli_explore.py); exit 1: counterexample
 
 Each scenario's options come from its parameter dataclass (``Scenario.options()``), so a new
 scenario in ``SCENARIOS`` gets its command-line options for free. Errors are one line on
@@ -92,6 +93,8 @@ def build_parser() -> ArgumentParser:
     show.add_argument("file")
     add_view_options(show)
     show.set_defaults(command=cmd_show)
+    from .cli_explore import add_parser as add_explore
+    add_explore(commands, UsageError)
     return parser
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..trace import Call, Outcome, Record, Trace
+from ..trace import Call, ChannelCount, Outcome, Record, Trace
 from .configs import build_model, find_config, rest_violations
 from .fifo_memory import word_text
 from .invariants import Violation, by_title, violations
@@ -56,9 +56,9 @@ def to_trace(m: Model, schedule: Sequence[int], violation: str | None = None) ->
     counts = _Counts(m)
     records = []
     for index, move in enumerate(moves):
-        counts.step(move)
+        events = counts.step(move)
         records.append(Record(index, f"{move.actor.name}: {move.step.text}", "", _calls(move), _notes(m, move),
-                              counts.sent, counts.delivered, 0, (m.snapshot(move.after, counts.upcalls),)))
+                              counts.sent, counts.delivered, 0, (m.snapshot(move.after, counts.upcalls),), events))
     final = moves[-1].after if moves else m.initial
     bits = _bits_at(m, final)
     if records:
@@ -100,16 +100,27 @@ class _Counts:
         self.sent = self.delivered = 0
         self.upcalls = [0] * _vcpus(m)
 
-    def step(self, move: Move) -> None:
+    def step(self, move: Move) -> tuple[ChannelCount, ...]:
+        """Count ``move``; the events it sent or had handled, as a record's ``channels``."""
         label = move.step.label.split(".")[0]
+        owed = self.m.mem.owed
         if label == "notify":
             self.sent += 1
-        elif label == "ack":
+            port = next(p for p in self.m.ports if f"port {p}'s" in move.step.text)
+            return (self._channel(port, sent=1),)
+        if label == "ack":
             self.delivered += 1
-        elif label == "mark":
+            port = next(p for p in self.m.ports if move.before[owed[p]] and not move.after[owed[p]])
+            return (self._channel(port, delivered=1),)
+        if label == "mark":
             for v, slot in enumerate(self.m.mem.upcall):
                 if not move.before[slot] and move.after[slot]:
                     self.upcalls[v] += 1
+        return ()
+
+    def _channel(self, port: int, sent: int = 0, delivered: int = 0) -> ChannelCount:
+        label = self.m.mem.labels.get(port) or f"port {port}"
+        return ChannelCount("guest", "", label, sent, 0, delivered)
 
 
 def _calls(move: Move) -> tuple[Call, ...]:
