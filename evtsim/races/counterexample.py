@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ..trace import Call, ChannelCount, Outcome, Record, Trace
 from .configs import build_model, find_config, rest_violations
 from .fifo_memory import word_text
-from .invariants import Violation, by_title, violations
+from .invariants import Violation, by_title, lost_ports, violations
 from .machine import Actor, Model, State, Step, waiting
 
 EXPLORER = "evtsim.races"
@@ -184,16 +184,12 @@ def _outcome(m: Model, s: State, shown: Violation | None, counts: _Counts, steps
     last = steps - 1 if steps else None
     if shown is None:
         return Outcome("works", counts.sent, counts.delivered, 0, None, 0, (), None, None, None)
-    lost = sum(1 for p in m.ports if s[m.mem.owed[p]] and not _masked(m, s, p))
+    lost = len(lost_ports(m.mem, s))
     losing = shown.verdict == "events lost"
     crash = f"{shown.title}: " + "; ".join(waiting(m, s)) if shown.verdict == "guest crash" else None
     return Outcome(shown.verdict, counts.sent, counts.delivered, lost if losing else 0, last if losing else None, 0,
                    (), last if shown.verdict == "memory corrupted" else None, crash,
                    last if crash else None)
-
-
-def _masked(m: Model, s: State, port: int) -> bool:
-    return m.mem.is_masked(s, port)
 
 
 def _vcpus(m: Model) -> int:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..abi import EVTCHN_FIFO_LINK_MASK
 from ..fifo import B, L, M, P
 from ..snapshot import DomainSnapshot, PortSnapshot, QueueSnapshot, VcpuSnapshot
-from .invariants import Violation
+from .invariants import Violation, lost_ports, lost_text
 from .machine import Layout, State
 
 LINK = EVTCHN_FIFO_LINK_MASK
@@ -105,7 +105,7 @@ class FifoMemory:
     def check_rest(self, s: State, waiting: bool) -> int:
         """Quiescent invariants: nothing owed and unmasked, no READY or LINKED left, nobody spinning."""
         bits = Violation.SPINS_FOREVER.bit if waiting else 0
-        if any(s[self.owed[p]] and not self.is_masked(s, p) for p in self.ports):
+        if lost_ports(self, s):
             bits |= Violation.EVENT_LOST.bit
         if any(s[slot] for slot in self.ready):
             bits |= Violation.STRANDED_READY.bit
@@ -117,8 +117,7 @@ class FifoMemory:
         """The facts behind ``bits`` at ``s``: which ports, which queues."""
         out = []
         if bits & Violation.EVENT_LOST.bit:
-            lost = [p for p in self.ports if s[self.owed[p]] and not self.is_masked(s, p)]
-            out.append("events owed to the guest and never handled: " + ", ".join(f"port {p}" for p in lost))
+            out.append(lost_text(lost_ports(self, s)))
         if bits & Violation.STRANDED_LINK.bit:
             left = [p for p in self.ports if s[self.word[p]] & L]
             out.append("still LINKED at rest: " + ", ".join(f"port {p} ({word_text(s[self.word[p]])})" for p in left))

@@ -357,24 +357,22 @@ def sender(code: Code, mem: FifoMemory, port: int, events: int, without: frozens
 
 def set_priority(code: Code, mem: FifoMemory, port: int, priority: int) -> None:
     """EVTCHNOP_set_priority: one store; a queued event stays where it is (future links only)."""
-    slot = mem.priority[port]
-
-    def run(s: list[int], a: int) -> str:
-        s[slot] = priority
-        return "done"
-    code.step("set_priority", f"set port {port}'s priority to {priority}", f"{FIFO_C} evtchn_fifo_set_priority",
-              writes=[slot], nexts=["done"])(run)
+    _store(code, "set_priority", f"set port {port}'s priority to {priority}", f"{FIFO_C} evtchn_fifo_set_priority",
+           mem.priority[port], priority)
 
 
 def bind_vcpu(code: Code, mem: FifoMemory, port: int, vcpu: int) -> None:
     """EVTCHNOP_bind_vcpu: store the new notify_vcpu_id; the next send targets that vCPU."""
-    slot = mem.notify[port]
+    _store(code, "bind_vcpu", f"set port {port}'s notify_vcpu_id to {vcpu}", f"{CHANNEL_C} evtchn_bind_vcpu",
+           mem.notify[port], vcpu)
 
+
+def _store(code: Code, label: str, text: str, mirrors: str, slot: int, value: int) -> None:
+    """A hypercall whose whole effect is one store into Xen's ``struct evtchn``."""
     def run(s: list[int], a: int) -> str:
-        s[slot] = vcpu
-        return "done"
-    code.step("bind_vcpu", f"set port {port}'s notify_vcpu_id to {vcpu}", f"{CHANNEL_C} evtchn_bind_vcpu",
-              writes=[slot], nexts=["done"])(run)
+        s[slot] = value
+        return DONE
+    code.step(label, text, mirrors, writes=[slot], nexts=[DONE])(run)
 
 
 def xen_unmask(code: Code | Scope, mem: FifoMemory, port: int, without: frozenset[str], finish: Finish,

@@ -76,3 +76,13 @@ def by_title(title: str) -> Violation:
         if v.title == title:
             return v
     raise ValueError(f"no invariant called {title!r}; known: {', '.join(v.title for v in Violation)}")
+
+
+def lost_ports(mem, s: tuple[int, ...]) -> list[int]:
+    """Ports with an event owed to the guest and not masked (lost, once nothing can run);
+    ``mem`` is a model's FifoMemory or TwoLevelMemory."""
+    return [p for p in mem.ports if s[mem.owed[p]] and not mem.is_masked(s, p)]
+
+
+def lost_text(ports: list[int]) -> str:
+    return "events owed to the guest and never handled: " + ", ".join(f"port {p}" for p in ports)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..snapshot import DomainSnapshot, PortSnapshot, VcpuSnapshot
-from .invariants import Violation
+from .invariants import Violation, lost_ports, lost_text
 from .machine import DONE, Code, Gate, GateKind, Layout, Scope, State
 
 XEN_2L = "xen/common/event_2l.c evtchn_2l_set_pending"
@@ -63,7 +63,7 @@ class TwoLevelMemory:
     def check_rest(self, s: State, waiting: bool) -> int:
         """Nothing owed and unmasked, no selector bit left without an upcall, nobody spinning."""
         bits = Violation.SPINS_FOREVER.bit if waiting else 0
-        if any(s[self.owed[p]] and not self.is_masked(s, p) for p in self.ports):
+        if lost_ports(self, s):
             bits |= Violation.EVENT_LOST.bit
         if any(s[sel] for sel in self.sel):
             bits |= Violation.STRANDED_SELECTOR.bit
@@ -72,8 +72,7 @@ class TwoLevelMemory:
     def describe(self, s: State, bits: int) -> list[str]:
         out = []
         if bits & Violation.EVENT_LOST.bit:
-            lost = [p for p in self.ports if s[self.owed[p]] and not self.is_masked(s, p)]
-            out.append("events owed to the guest and never handled: " + ", ".join(f"port {p}" for p in lost))
+            out.append(lost_text(lost_ports(self, s)))
         if bits & Violation.STRANDED_SELECTOR.bit:
             out.append("selector bits left set: " + ", ".join(f"vcpu{v} {s[x]:#x}" for v, x in enumerate(self.sel) if s[x]))
         return out
