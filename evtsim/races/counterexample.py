@@ -106,7 +106,7 @@ class _Counts:
         owed = self.m.mem.owed
         if label == "notify":
             self.sent += 1
-            port = next(p for p in self.m.ports if f"port {p}'s" in move.step.text)
+            port = next(p for p in self.m.ports if self.m.mem.notify[p] in move.step.reads)
             return (self._channel(port, sent=1),)
         if label == "ack":
             self.delivered += 1
