@@ -3,6 +3,7 @@
     evtsim explore --list                                  # models, configurations, safeguards
     evtsim explore fifo                                     # every configuration of the model
     evtsim explore fifo --config two-senders --without cmpxchg --json ce.json
+    evtsim explore fifo --config pending-tail --first       # a finding: Xen's own protocol breaks
     evtsim show ce.json                                     # the counterexample, step by step
 
 Exit status 0 when every invariant holds, 1 when a counterexample was found (saved with
@@ -39,6 +40,8 @@ def add_parser(commands: argparse._SubParsersAction, usage_error: type[Exception
     p.add_argument("--max-steps", type=int, default=races.DEFAULT_MAX_STEPS, metavar="N",
                    help=f"bound on the steps of one run (default {races.DEFAULT_MAX_STEPS})")
     p.add_argument("--bfs", action="store_true", help="shortest first instead of depth first")
+    p.add_argument("--first", action="store_true", help="shortest first, stopping at the first violation "
+                                                        "(for the big configurations kept as findings)")
     p.add_argument("--no-reduction", action="store_true", help="explore every interleaving (no partial-order "
                                                                "reduction): slower, same verdict")
     p.add_argument("-v", "--verbose", action="store_true", help="print each step's notes in the counterexample")
@@ -86,8 +89,8 @@ def _explore(args: argparse.Namespace, config: str) -> races.Result:
     progress = _progress if sys.stderr.isatty() else None
     kwargs = dict(por=not args.no_reduction, strategy="bfs" if args.bfs else "dfs", max_steps=args.max_steps,
                   progress=progress)
-    if args.jobs == 1:
-        result = races.explore(args.model, config, args.without, **kwargs)
+    if args.jobs == 1 or args.first:
+        result = races.explore(args.model, config, args.without, first=args.first, **kwargs)
     else:
         kwargs.pop("strategy")
         with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -107,7 +110,8 @@ def _show(result: races.Result, args: argparse.Namespace) -> None:
     from .cli import load_tracefile, print_trace, say
 
     trace = races.counterexample(result)
-    say(f"\ncounterexample: {result.violation}, {len(trace)} steps (the shortest found)")
+    say("")
+    say(f"counterexample: {result.violation}, {len(trace)} steps (the shortest found)")
     print_trace(trace, verbose=args.verbose)
     if args.json:
         load_tracefile().save(trace, args.json)  # an OSError names the file
@@ -121,6 +125,11 @@ def print_list() -> None:
         print("  configurations (--config NAME):")
         for c in races.configs_of(model):
             print(f"    {c.name:<14} {c.summary}")
+        findings = [c for c in races.configs_of(model, findings=True) if c.name in races.FINDINGS]
+        if findings:
+            print("  findings (--config NAME --first; not run by default: the real protocol breaks there):")
+            for c in findings:
+                print(f"    {c.name:<14} {c.summary}")
         print("  safeguards (--without NAME):")
         for s in races.for_model(model):
             print(f"    {s.name:<19} {s.side}, {s.mirrors}")

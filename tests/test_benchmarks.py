@@ -54,3 +54,20 @@ def test_interaction_quick_json_reports_the_four_dashboard_timings_as_positive_n
     assert set(figures) == {"slider_ms", "parameter_ms", "step_through_s", "rebuild_ms"}
     for key, value in figures.items():
         assert type(value) is float and math.isfinite(value) and value > 0, (key, value)
+
+
+def test_explorer_quick_json_reports_the_six_figures_of_the_issue():
+    """benchmarks/explorer.py explores every canonical configuration of evtsim.races with the real
+    protocol and with each safeguard removed; its --quick --json run (without the largest
+    configuration) must print exactly the six figures, the real protocol violating nothing."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "explorer.py"), "--quick", "--json",
+                           "--repeats", "1"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    figures = json.loads(done.stdout)
+    assert set(figures) == {"states_per_s", "reduction", "max_seconds", "protocol_violations", "safeguards",
+                            "safeguards_with_counterexample"}
+    assert figures["protocol_violations"] == 0 and figures["safeguards"] >= 6
+    assert 0 < figures["safeguards_with_counterexample"] <= figures["safeguards"]
+    for key in ("states_per_s", "reduction", "max_seconds"):
+        assert type(figures[key]) in (int, float) and math.isfinite(figures[key]) and figures[key] > 0, key

@@ -143,3 +143,16 @@ def test_the_initial_fifo_state_puts_each_port_on_its_queue_and_queued_ports_in_
     assert s[mem.word[1]] == 1 << 29  # LINKED, already acked (not PENDING)
     assert (s[mem.head[queue]], s[mem.tail[queue]], s[mem.ready[0]], s[mem.upcall[0]]) == (1, 1, 1 << 7, 1)
     assert s[mem.lastq[1]] == s[mem.lastq[2]] == queue
+
+
+def test_a_pending_tail_masked_and_unmasked_three_times_makes_xen_give_up_the_link_despite_busy() -> None:
+    """A finding about Xen itself (docs/races.md): BUSY stops the guest clearing MASKED, but with
+    port 1 PENDING every unmask is EVTCHNOP_unmask, and evtchn_fifo_unmask clears MASKED for the
+    guest without looking at BUSY. Masks, Xen's unmasks, the ack and clear_linked then change the
+    tail word five times while Xen links port 2 behind it, and Xen gives up: port 2 is lost."""
+    result = explore("fifo", "pending-tail", first=True)
+    assert result.violation == "link given up" and result.schedule
+    trace = races.counterexample(result)
+    assert trace.records[-1].step == "xen0: 4 tries failed: clear BUSY, treat the event as linked"
+    assert sum("EVTCHNOP_unmask" in r.step for r in trace.records) >= 2
+    assert "pending-tail" not in CONFIGS and races.FINDINGS["pending-tail"].exercises == ("busy",)

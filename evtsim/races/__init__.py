@@ -19,8 +19,8 @@ safeguards are in ``SAFEGUARDS``. Standard library only, deterministic, never pr
 from __future__ import annotations
 
 from ..trace import Trace
-from .configs import CONFIGS, MODELS, ActorSpec, Config, PortSpec, build_model, configs_of, find_config
-from .counterexample import replay, to_trace
+from .configs import CONFIGS, FINDINGS, MODELS, ActorSpec, Config, PortSpec, build_model, configs_of, find_config
+from .tracing import replay, to_trace
 from .explore import MAX_STEPS_LIMIT, Result, check_bound, explore, explore_part, shortest
 from .invariants import Violation
 from .safeguards import SAFEGUARDS, Safeguard, check_without, for_model
@@ -35,6 +35,6 @@ def counterexample(result: Result) -> Trace:
     return to_trace(m, result.schedule, result.violation)
 
 
-__all__ = ["CONFIGS", "DEFAULT_MAX_STEPS", "MAX_STEPS_LIMIT", "MODELS", "SAFEGUARDS", "ActorSpec", "Config",
+__all__ = ["CONFIGS", "DEFAULT_MAX_STEPS", "FINDINGS", "MAX_STEPS_LIMIT", "MODELS", "SAFEGUARDS", "ActorSpec", "Config",
            "PortSpec", "Result", "Safeguard", "Violation", "build_model", "check_bound", "check_without", "configs_of",
            "counterexample", "explore", "explore_part", "find_config", "for_model", "replay", "shortest", "to_trace"]

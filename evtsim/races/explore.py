@@ -23,6 +23,7 @@ from .machine import Model, State
 from .search import DEFAULT_MAX_STEPS, Progress, Search, Stats
 
 MAX_STEPS_LIMIT = 100_000  # a bound above this is a typo, not a bigger search
+ALL = sum(v.bit for v in Violation)
 
 
 @dataclass(frozen=True)
@@ -66,18 +67,24 @@ def check_bound(max_steps: int) -> int:
 
 def explore(model: str, config: str | None = None, without: Iterable[str] = (), *, por: bool = True,
             strategy: str = "dfs", max_steps: int = DEFAULT_MAX_STEPS, executor: Executor | None = None,
-            tasks: int | None = None, progress: Progress | None = None, counterexample: bool = True) -> Result:
+            tasks: int | None = None, progress: Progress | None = None, counterexample: bool = True,
+            first: bool = False) -> Result:
     """Explore ``config`` of ``model`` with the safeguards in ``without`` removed.
 
     ``strategy`` is ``dfs`` (depth first, with sleep sets) or ``bfs`` (shortest first).
     ``executor`` (any ``concurrent.futures.Executor``) splits the search into ``tasks`` parts
-    (default: 4 per worker it reports, else 8). Bad names or bounds raise ValueError.
+    (default: 4 per worker it reports, else 8). ``first`` searches shortest first and stops at
+    the first violation (the figures are then those of a partial search). Bad names or bounds
+    raise ValueError.
     """
     spec = _spec(model, config, without)
     check_bound(max_steps)
     if strategy not in ("dfs", "bfs"):
         raise ValueError(f"strategy must be dfs or bfs, not {strategy!r}")
     m = _model(spec)
+    if first:
+        stats = Search(m, por=por, max_steps=max_steps, progress=progress).bfs(m.initial, stop=ALL)
+        return _result(spec, m, stats, por, max_steps, False, found=stats.found)
     if executor is not None:
         stats = _parallel(spec, m, por, max_steps, executor, tasks or _default_tasks(executor), progress)
     elif strategy == "bfs":
@@ -103,14 +110,17 @@ def _model(spec: tuple[str, str, tuple[str, ...]]) -> Model:
 
 
 def _result(spec: tuple[str, str, tuple[str, ...]], m: Model, stats: Stats, por: bool, max_steps: int,
-            counterexample: bool) -> Result:
-    found = violations(stats.violations)
+            counterexample: bool, found: dict[int, tuple[int, ...]] | None = None) -> Result:
+    broken = violations(stats.violations)
     violation = schedule = None
-    if found and counterexample:
-        violation = found[0]
+    if broken and found:  # a shortest-first search that stopped at its first violation
+        violation = broken[0]
+        schedule = found[violation.bit]
+    elif broken and counterexample:
+        violation = broken[0]
         schedule = shortest(m, violation, por=por, max_steps=max_steps)
     return Result(spec[0], spec[1], spec[2], por, len(stats.states), len(stats.terminals), stats.transitions,
-                  stats.max_depth, stats.bound_hit, tuple(v.title for v in found),
+                  stats.max_depth, stats.bound_hit, tuple(v.title for v in broken),
                   violation.title if violation else None, schedule)
 
 

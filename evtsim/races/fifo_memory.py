@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from ..abi import EVTCHN_FIFO_LINK_MASK
 from ..fifo import B, L, M, P
-from ..snapshot import DomainSnapshot, PortSnapshot, QueueSnapshot, VcpuSnapshot
+from ..snapshot import DomainSnapshot, FrameSnapshot, PortSnapshot, QueueSnapshot, VcpuSnapshot
+from ..testing import ARRAY_GFN, CONTROL_GFN
 from .invariants import Violation, lost_ports, lost_text
 from .machine import Layout, State
 
@@ -53,6 +54,11 @@ class FifoMemory:
         self.viol = layout.add("violations")
         self.labels = {p.port: p.label for p in ports}
         self.reach = {p.port: self._reach(p, moves) for p in ports}
+        # the frames the guest registered, at evtsim.testing's gfns: one event-array page, a
+        # control block per vCPU (the explorer does not count Xen's writes into them)
+        self.frames = (*(FrameSnapshot(CONTROL_GFN + v, f"linux: FIFO control block cpu{v}", "control_block", 0)
+                         for v in range(vcpus)),
+                       FrameSnapshot(ARRAY_GFN, "linux: FIFO event channels page 0", "event_array", 0))
 
     def _reach(self, spec, moves: Sequence[tuple[int, str, int]]) -> frozenset[int]:
         """The queue ids port ``spec`` can be linked on: its vCPUs x its priorities, as the
@@ -134,7 +140,7 @@ class FifoMemory:
                                    s[self.word[p]]) for p in self.ports)
         vcpus = tuple(VcpuSnapshot(s[self.upcall[v]], 0, 0, upcalls[v] if upcalls else 0) for v in range(self.vcpus))
         return DomainSnapshot("guest", "", "master", 1, "fifo", "fifo", None, ports, 64, (0,) * 64, (0,) * 64,
-                              vcpus, self._queues(s), ())
+                              vcpus, self._queues(s), self.frames)
 
     def _queues(self, s: State) -> tuple[QueueSnapshot, ...]:
         out = []

@@ -94,7 +94,8 @@ class Reduction:
         # lock and the slots that gates judged ahead read: remember it by those.
         gates = [st.gate for a in model.actors for st in a.program.steps if st.gate]
         self.key_slots = sorted({slot for g in gates if g.kind is GateKind.LOCK or g.ahead for slot in g.slots})
-        self._chosen: dict[tuple[int, ...], list[int]] = {}
+        self._chosen: dict[tuple, tuple[list[int], dict[int, Footprint]]] = {}
+        self.key_index = (*self.bases, *self.key_slots)
 
     def _reach(self, i: int, pc: int, closed: int) -> Footprint:
         """Footprint of every step reachable from ``pc``, not going past the gates in ``closed``."""
@@ -163,9 +164,10 @@ class Reduction:
         bases, exact = self.bases, self.exact
         touches = []
         for i in live:
-            ex = exact[i][s[bases[i]]]
-            touches.append(None if ex is None else ex(s, bases[i]))
-        key = (*(s[b] for b in bases), *touches, *(s[k] for k in self.key_slots), *enabled)
+            base = bases[i]
+            ex = exact[i][s[base]]
+            touches.append(None if ex is None else ex(s, base))
+        key = (tuple(map(s.__getitem__, self.key_index)), tuple(touches), tuple(enabled))
         hit = self._chosen.get(key)
         if hit is None:
             nxt = {i: self._footprint(s, i, t) for i, t in zip(live, touches)}

@@ -9,14 +9,17 @@ Each view sits in a ``Pane``: its own figure and the widget that shows it (an ``
 the inline backend, Voila and static docs; the figure's own canvas under ipympl). A pane redraws
 only what changed, fast enough to follow a slider (``canvas`` explains how).
 
-``reveal`` is the check that ends each "Predict, then reveal" exercise of the notebooks.
+``trace_player`` walks any trace (an explorer's counterexample, one atomic step per record) on
+the view of its guest's ABI. ``reveal`` is the check that ends each "Predict, then reveal"
+exercise of the notebooks.
 """
 
 from .canvas import Pane
 from .dashboard import Dashboard
 from .hibernation import HibernationDashboard, hibernation_dashboard
+from .player import TracePlayer, trace_player
 from .playground import Playground, fifo_playground, two_level_playground
 from .reveal import reveal
 
-__all__ = ["Dashboard", "HibernationDashboard", "Pane", "Playground", "fifo_playground", "hibernation_dashboard",
-           "reveal", "two_level_playground"]
+__all__ = ["Dashboard", "HibernationDashboard", "Pane", "Playground", "TracePlayer", "fifo_playground",
+           "hibernation_dashboard", "reveal", "trace_player", "two_level_playground"]
