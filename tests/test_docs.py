@@ -42,7 +42,7 @@ PUBLIC_MODULES = (
     "abi", "memory", "ports", "two_level", "fifo", "event_channel", "xen", "versions", "faults",
     "guest.kernel", "guest.config", "guest.irq_info", "guest.evtchn_ops", "guest.events_2l", "guest.events_fifo", "guest.consumers",
     "toolstack", "scenario", "scenarios", "snapshot", "trace", "tracefile", "sweep", "plots", "widgets", "cli",
-    "cli_explore", "races", "races.machine", "races.search", "races.explore", "races.tracing",
+    "cli_explore", "races", "races.machine", "races.search", "races.exploring", "races.tracing",
 )
 
 

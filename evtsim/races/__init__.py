@@ -21,7 +21,7 @@ from __future__ import annotations
 from ..trace import Trace
 from .configs import CONFIGS, FINDINGS, MODELS, ActorSpec, Config, PortSpec, build_model, configs_of, find_config
 from .tracing import replay, to_trace
-from .explore import MAX_STEPS_LIMIT, Result, check_bound, explore, explore_part, shortest
+from .exploring import MAX_STEPS_LIMIT, Result, check_bound, explore, explore_part, shortest
 from .invariants import Violation
 from .safeguards import SAFEGUARDS, Safeguard, check_without, for_model
 from .search import DEFAULT_MAX_STEPS

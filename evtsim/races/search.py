@@ -300,7 +300,7 @@ class Search:
     def _bad(self, s: State) -> int:
         return s[self.model.viol] | self.model.check_state(s)
 
-    def _note(self, s: State, bits: int, path: list[int]) -> None:
+    def note(self, s: State, bits: int, path: list[int]) -> None:
         self.stats.violations |= bits
         for bit in _bits(bits):
             mine = self.stats.found.get(bit)
@@ -370,7 +370,7 @@ class Search:
         bad = self._bad(s)
         if bad:
             self.visited[s] = 0
-            self._note(s, bad, path)
+            self.note(s, bad, path)
             return None
         chosen, enabled, fps = self.choose(s)
         if not enabled:
@@ -378,7 +378,7 @@ class Search:
             self.stats.terminals.add(hash(s))
             rest = rest_violations(self.model, s)
             if rest:
-                self._note(s, rest, path)
+                self.note(s, rest, path)
             return None
         if depth >= self.max_steps:
             self.visited[s] = 0
@@ -418,7 +418,7 @@ class Search:
             self.stats.max_depth = max(self.stats.max_depth, depth)
             bad = self._bad(s)
             if bad:
-                self._note(s, bad, _path(parent, s))
+                self.note(s, bad, _path(parent, s))
                 if bad & stop:
                     break
                 continue
@@ -427,7 +427,7 @@ class Search:
                 self.stats.terminals.add(hash(s))
                 rest = rest_violations(self.model, s)
                 if rest:
-                    self._note(s, rest, _path(parent, s))
+                    self.note(s, rest, _path(parent, s))
                     if rest & stop:
                         break
                 continue

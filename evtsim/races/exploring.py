@@ -198,7 +198,7 @@ def _expand(search: Search, s: State, path: tuple[int, ...], first: bool) -> tup
     bad = s[m.viol] | m.check_state(s)
     if bad:
         if first:
-            search._note(s, bad, list(path))
+            search.note(s, bad, list(path))
         return [], {}
     chosen, enabled, fps = search.choose(s)
     if not enabled:
@@ -206,7 +206,7 @@ def _expand(search: Search, s: State, path: tuple[int, ...], first: bool) -> tup
             stats.terminals.add(hash(s))
             rest = rest_violations(m, s)
             if rest:
-                search._note(s, rest, list(path))
+                search.note(s, rest, list(path))
         return [], {}
     if len(path) >= search.max_steps:
         stats.bound_hit = True
