@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import ipywidgets as W
 from IPython.display import display
 
+from .. import plots
 from ..snapshot import DomainSnapshot
 from ..trace import Trace
 from .canvas import Pane, refresh_panes
@@ -51,6 +53,17 @@ class Dashboard:
     def refresh(self, *names: str) -> None:
         """Show the panes ``names`` (all by default) as their views are now."""
         refresh_panes(self.panes[name] for name in names or self.panes)
+
+    def step_by(self, delta: int) -> None:
+        """Move the step slider ``delta`` steps, within its bounds."""
+        self.slider.value = min(max(self.slider.value + delta, self.slider.min), self.slider.max)
+
+    def show_outcome(self) -> None:
+        """The banner: the trace's outcome on its verdict's colour."""
+        verdict = self.trace.outcome.verdict
+        self.banner.style.background = plots.VERDICT_COLOURS[verdict]
+        self.banner.style.text_color = "black" if verdict == "events lost" else "white"
+        self.banner.value = f"<b>{html.escape(self.trace.outcome.summary)}</b>"
 
     def observe(self, name: str, handler: Callable[[object], None]) -> None:
         """Call ``handler(new value)`` when control ``name`` changes, unless quiet."""

@@ -99,7 +99,7 @@ class HibernationDashboard(Dashboard):
         self.widget = self._assemble()
         self._wire()
         self._enable_for(params.fix)
-        self._show_outcome()
+        self.show_outcome()
         self.show(self.slider.value)
         # the hidden panes get a picture too (of the first domain): no empty image in the page,
         # and their layout and texts are ready when a step first shows them
@@ -183,23 +183,13 @@ class HibernationDashboard(Dashboard):
             self.slider.max = len(trace) - 1
             if at_end:
                 self.slider.value = self.slider.max
-        self._show_outcome()
+        self.show_outcome()
         self.show(self.slider.value)
 
     def _refuse(self, error: Exception) -> None:
         message = f"{type(error).__name__}: {error}".splitlines()[0]
         self.banner.style.background, self.banner.style.text_color = plots.GREY, "black"
         self.banner.value = html.escape(f"could not run these parameters ({message}); still showing the last run")
-
-    def _show_outcome(self) -> None:
-        verdict = self.trace.outcome.verdict
-        self.banner.style.background = plots.VERDICT_COLOURS[verdict]
-        self.banner.style.text_color = "black" if verdict == "events lost" else "white"
-        self.banner.value = f"<b>{html.escape(self.trace.outcome.summary)}</b>"
-
-    def step_by(self, delta: int) -> None:
-        """Move the slider ``delta`` steps, within its bounds."""
-        self.slider.value = min(max(self.slider.value + delta, self.slider.min), self.slider.max)
 
     def show(self, step: int) -> None:
         """Show record ``step`` of the current trace: only indexing, never a re-run."""

@@ -8,8 +8,6 @@ after that step. Moving the slider only indexes the trace, as in the hibernation
 
 from __future__ import annotations
 
-import html
-
 import ipywidgets as W
 
 from .. import plots
@@ -43,18 +41,8 @@ class TracePlayer(Dashboard):
         self.observe("step", self.show)
         c["previous"].on_click(lambda _: self.step_by(-1))
         c["next"].on_click(lambda _: self.step_by(1))
-        self._show_outcome()
+        self.show_outcome()
         self.show(self.slider.value)
-
-    def _show_outcome(self) -> None:
-        verdict = self.trace.outcome.verdict
-        self.banner.style.background = plots.VERDICT_COLOURS[verdict]
-        self.banner.style.text_color = "black" if verdict == "events lost" else "white"
-        self.banner.value = f"<b>{html.escape(self.trace.outcome.summary)}</b>"
-
-    def step_by(self, delta: int) -> None:
-        """Move the slider ``delta`` steps, within its bounds."""
-        self.slider.value = min(max(self.slider.value + delta, self.slider.min), self.slider.max)
 
     def show(self, step: int) -> None:
         """Show record ``step``: its notes, and the guest as it stood after it."""
