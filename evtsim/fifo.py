@@ -193,10 +193,14 @@ class Fifo:
         else:
             self._leave_old_queue(port, lastq)
         q.tail = port
-        behind_tail = False
+        # Step 5 closes each way out below: pollers last, as in Xen, and only if step 1 set
+        # PENDING (written out at each return rather than through a flag: the hot path).
         if tail:  # step 4: link behind the tail, but only while the tail is still LINKED
             if self.guest_race is not None:
-                behind_tail = self.set_link(tail, port)
+                if self.set_link(tail, port):
+                    if self.poll_mask and not word & P:
+                        evtchn_check_pollers(self.d, port)
+                    return
             else:  # evtchn_fifo_set_link when nothing races it: its first cmpxchg succeeds
                 tail_words, tail_index = self.pages[tail >> EVENT_WORDS_SHIFT], tail & EVENT_WORD_MASK
                 tail_word = tail_words[tail_index]
@@ -207,15 +211,16 @@ class Fifo:
                     frame.last_xen_write = log.clock
                     if log.full:
                         log.keep(self.domid, frame, tail_index << 2, EVENT_ARRAY, tail_word)
-                    behind_tail = True  # appended to a non-empty queue: no new upcall
-        if not behind_tail:  # the queue was empty (or its tail consumed): port is the HEAD
-            cb = fv.control_block
-            head = ControlBlockView.HEAD0 + q.priority
-            if cb.words[head] != port:  # write_atomic(q->head, port): the same value changes nothing
-                cb.words[head] = port
-                self._wrote_cb(cb, head, port)
-            self._raise_ready(v, cb, q.priority)
-        if self.poll_mask and not word & P:  # last, as in Xen: pollers when PENDING was newly set
+                    if self.poll_mask and not word & P:
+                        evtchn_check_pollers(self.d, port)
+                    return  # appended to a non-empty queue: no new upcall
+        cb = fv.control_block  # the queue was empty (or its tail consumed): port is the HEAD
+        head = ControlBlockView.HEAD0 + q.priority
+        if cb.words[head] != port:  # write_atomic(q->head, port): the same value changes nothing
+            cb.words[head] = port
+            self._wrote_cb(cb, head, port)
+        self._raise_ready(v, cb, q.priority)
+        if self.poll_mask and not word & P:
             evtchn_check_pollers(self.d, port)
 
     def set_link(self, tail: Port, port: Port) -> bool:
