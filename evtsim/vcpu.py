@@ -82,4 +82,6 @@ class Vcpu:
     def run(self, upcall: Callable[[int], object]) -> bool:
         """The vCPU runs guest code: if Xen may deliver a pending upcall, ``upcall(vcpu_id)``
         runs as the guest's event handler. Returns whether an upcall was delivered."""
+        if not callable(upcall):
+            raise TypeError(f"run takes the guest's upcall handler, a callable of the vCPU id, got {upcall!r}")
         return vcpu_run(self, upcall)

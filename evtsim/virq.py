@@ -50,6 +50,8 @@ def send_global_virq(xen: Xen, virq: int) -> None:
 def send_guest_pirq(xen: Xen, d: Domain, pirq: int) -> None:
     """send_guest_pirq: a physical interrupt routed to ``d``'s port bound to ``pirq``."""
     _check_domain(xen, d)
+    if not isinstance(pirq, int) or isinstance(pirq, bool):
+        raise TypeError(f"pirq must be a PIRQ number, got {pirq!r}")
     port = d.pirq_to_evtchn.get(pirq, 0)
     if port:
         evtchn_port_set_pending(d, d.ports.notify_vcpu_id[port], port)

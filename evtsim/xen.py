@@ -163,6 +163,8 @@ class Xen:
         if type(preempt_reset) is not bool:
             raise TypeError(f"preempt_reset is True or False, got {preempt_reset!r}")
         _require_int("wallclock", wallclock)
+        if not 0 <= wallclock < 1 << 64:
+            raise ValueError(f"wallclock is seconds since 1970 (0 .. 2**64-1), got {wallclock}")
         self.version = xen_version(version)
         self.time = SystemTime()  # NOW() is self.time.now; timers fire as it advances
         self.timekeeping = Timekeeping(self, wallclock)

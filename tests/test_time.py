@@ -204,3 +204,9 @@ def test_settime_moves_the_base_so_that_base_plus_system_time_is_the_new_wallclo
 def test_settime_refuses_a_time_that_is_not_one(secs, nsecs, error):
     with pytest.raises(error):
         Xen().settime(secs, nsecs)
+
+
+@pytest.mark.parametrize("wallclock, error", [(-1, ValueError), (1 << 64, ValueError), ("2020", TypeError)])
+def test_a_boot_wallclock_that_is_not_a_time_is_refused(wallclock, error):
+    with pytest.raises(error):
+        Xen(wallclock=wallclock)

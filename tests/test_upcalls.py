@@ -9,6 +9,7 @@ while the handler runs); an HVM vCPU takes the callback vector and Xen ignores t
 
 from __future__ import annotations
 
+import pytest
 from conftest import ipi, send, shinfo_mask
 
 from evtsim import SCHEDOP_block, XEN_DOMCTL_CDF_hvm, Kernel, Xen, xl_create
@@ -108,3 +109,9 @@ def test_the_kernel_runs_its_online_cpus_and_each_delivery_is_counted():
     assert kernel.run() == 2
     assert [v.upcalls_delivered for v in guest.domain.vcpus] == [1, 1]
     assert kernel.received["timer0"] == kernel.received["timer1"] == 1
+
+
+def test_running_a_vcpu_needs_a_handler_to_run():
+    d = Xen().domain_create()
+    with pytest.raises(TypeError, match="callable"):
+        d.vcpus[0].run(None)

@@ -113,6 +113,7 @@ def test_a_virq_wakes_a_vcpu_polling_its_port_even_when_masked(guest):
     (lambda x, d: x.send_global_virq(1.0), TypeError),
     (lambda x, d: Xen().send_guest_vcpu_virq(d.vcpus[0], VIRQ_TIMER), ValueError),  # another host's vCPU
     (lambda x, d: x.send_guest_global_virq("dom1", VIRQ_CONSOLE), ValueError),
+    (lambda x, d: x.send_guest_pirq(d, "5"), TypeError),
 ])
 def test_raising_the_wrong_kind_of_virq_or_in_the_wrong_place_is_a_clear_error(call, error):
     """Xen's callers never do this (it ASSERTs): in evtsim it is Python misuse, not an errno."""
