@@ -139,7 +139,8 @@ def _create_on_new_host(w: World, p: HibernationParams) -> None:
 def _boot_kernel(w: World, p: HibernationParams, fallback: FallbackPolicy) -> None:
     config = KernelConfig(fifo_events=p.fix != "fifo-events-0", fallback=fallback)
     kernel = boot(w, w.shown["guest@B"], config, "boot kernel", BOOT_KERNEL_PAGES_GFN)
-    w.note(f"the boot kernel chose {kernel.abi}; Xen now runs this domain in {kernel.domain.abi}")
+    chose = "panicked before choosing an ABI" if kernel.abi is None else f"chose {kernel.abi}"
+    w.note(f"the boot kernel {chose}; Xen now runs this domain in {kernel.domain.abi}")
 
 
 def _boot_kernel_resets(w: World) -> None:

@@ -55,7 +55,8 @@ def _switch(w: World, shown) -> None:
     shown.kernel = kernel
     kernel.boot()
     kept = [chn.port for chn in shown.guest.domain.ports.bound() if chn.pending]
-    w.note(f"Xen is now {kernel.domain.abi}: setup_ports kept the 2-level pending bits of ports {kept} "
+    ports = ", ".join(map(str, kept)) or "none"
+    w.note(f"Xen is now {kernel.domain.abi}: setup_ports kept the 2-level pending bits of ports {ports} "
            "in evtchn->pending; the public header says they are lost")
 
 
