@@ -121,6 +121,26 @@ def test_port_labels_legend_and_tick_labels_keep_clear_of_each_other(vcpus):
     assert all(left.x1 <= right.x0 for left, right in zip(ticks, ticks[1:]))
 
 
+def test_zoomed_the_grid_shows_the_words_and_bits_from_port_0_past_the_last_bound_port():
+    s = trace("hibernation")[1].domain("guest@A")  # ports 1..9 bound, all in word 0
+    a = plots.draw_two_level(s, zoom=True)
+    assert grid_codes(a).shape == (1, 16)
+    assert "zoomed to the bound ports: word 0, bits 0-15 of 4096 ports" in a.ax.get_xlabel()
+    assert {t.get_text() for t in a.labels.active} == {f"{p.port} {p.label}" for p in s.ports}
+    a.zoom = False
+    plots.update_two_level(a, s)
+    assert grid_codes(a).shape == (64, 64) and "zoomed" not in a.ax.get_xlabel()
+
+
+def test_zoomed_with_a_port_past_the_first_word_the_grid_shows_whole_words():
+    s = trace("two-level-basics", vcpus=8)[-1].domains[0]
+    last = max(p.port for p in s.ports)
+    a = plots.draw_two_level(s, zoom=True)
+    words = last // 64 + 1
+    assert grid_codes(a).shape == ((words, 64) if words > 1 else (1, 16 * (last % 64 // 16 + 1)))
+    assert len(a.labels.active) == len(s.ports)
+
+
 def test_selector_strip_and_upcall_cells_show_each_vcpu():
     t = trace("two-level-basics")
     s = next(r for r in t.records if r.step.startswith("timer fires")).domain("guest")
@@ -147,12 +167,16 @@ def test_every_bound_port_is_outlined_and_labelled_with_what_it_is_for():
 # --- the FIFO queues -------------------------------------------------------------------------
 
 
-def test_queue_nodes_equal_the_linked_words_reachable_from_each_head_at_every_step():
+def test_queue_nodes_equal_the_linked_words_reachable_from_each_head_of_a_queue_xen_holds_non_empty():
+    """Xen's TAIL 0 means an empty queue (evtchn_fifo_set_pending's old-tail rule): whatever a
+    stale HEAD still leads to is linked in another queue, and is drawn there."""
     for name in ("fifo-basics", "hibernation"):
         for record in trace(name):
             for s in record.domains:
-                a = plots.draw_fifo_queues(s)
-                assert paths(a.nodes) == len(a.node_labels.active) == sum(len(q.ports) for q in s.queues)
+                for compact in (False, True):
+                    a = plots.draw_fifo_queues(s, compact=compact)
+                    held = sum(len(q.ports) for q in s.queues if q.tail)
+                    assert paths(a.nodes) == len(a.node_labels.active) == held
 
 
 def test_each_node_shows_its_port_label_and_its_word_flag_bits():
@@ -173,9 +197,40 @@ def test_ready_cells_are_coloured_only_where_ready_is_set():
     s = hibernation_step()
     faces = plots.draw_fifo_queues(s).ready.get_facecolor()
     ready = {(q.vcpu, q.priority) for q in s.queues if q.ready}
-    expected = [plots.COLOURS["pending"] if (v, p) in ready else "white"
+    expected = [plots.COLOURS["ready"] if (v, p) in ready else "white"
                 for v in range(len(s.vcpus)) for p in range(16)]
     assert [tuple(f) for f in faces] == [to_rgba(c) for c in expected]
+    assert plots.COLOURS["ready"] != plots.COLOURS["pending"]  # a READY bit is not a pending event
+
+
+def test_compact_shows_only_the_queues_in_use_and_says_how_many_of_16():
+    s = hibernation_step()
+    a = plots.draw_fifo_queues(s, compact=True)
+    assert paths(a.ready) == len(s.queues) == 4  # q0 and q7 of each vCPU
+    headers = [t.get_text() for t in a.frame_texts.active]
+    assert headers.count("2 of 16 queues in use; the others are empty") == 2
+
+
+def footnote_texts(a) -> str:
+    return "\n".join(t.get_text() for t in a.texts.active)
+
+
+def test_a_consumed_queue_says_its_head_and_tail_are_stale_and_why():
+    """Linux's consume_one_event keeps its own head and never writes HEAD back; Xen moves its
+    private TAIL only when it links the next event (evtchn_fifo_set_pending)."""
+    s = trace("fifo-basics")[4].domain("guest")  # "guest consumes": queues 0 and 7 drained
+    texts = footnote_texts(plots.draw_fifo_queues(s))
+    assert "empty: HEAD 1 and TAIL 9 are stale*" in texts
+    assert "* stale: the guest consumed this queue" in texts.replace("\n", " ")
+
+
+def test_a_queue_whose_event_moved_vcpu_says_xen_holds_it_empty_and_where_the_event_is_now():
+    """bind_vcpu moved vbd (port 9) to vCPU1: Xen's old-tail rule set vCPU0 q3's TAIL to 0."""
+    s = trace("fifo-basics")[10].domain("guest")
+    texts = footnote_texts(plots.draw_fifo_queues(s))
+    assert "empty for Xen (TAIL 0\u2020); HEAD 9 is stale: port 9 is queued on vCPU1 q3 now" in texts
+    assert "\u2020 TAIL 0: Xen holds this queue empty" in texts
+    assert "not reached" not in texts
 
 
 def test_the_event_array_pages_xen_maps_are_named_with_what_they_hold():
@@ -225,8 +280,31 @@ def test_sent_and_delivered_lines_end_at_the_traces_totals():
     a = plots.draw_timeline(t)
     assert a.sent.get_ydata()[-1] == t.outcome.sent == 24
     assert a.delivered.get_ydata()[-1] == t.outcome.delivered == 12
-    assert a.lost.get_ydata()[-1] == t.outcome.lost
+    assert a.undelivered.get_ydata()[-1] == t.outcome.lost
     assert len(a.sent.get_xdata()) == len(t)
+
+
+def test_the_line_of_events_sent_but_not_delivered_is_called_what_it_is():
+    """It rises in runs that work, while events wait in a queue: not "lost"."""
+    legend = [t.get_text() for t in plots.draw_timeline(trace("hibernation")).ax.get_legend().get_texts()]
+    assert "not (yet) delivered" in legend and "lost" not in legend
+
+
+@pytest.mark.parametrize(("fix", "shown"), [("none", False), ("reset", False), ("xsm", True), ("disable-fifo", True)])
+def test_the_title_names_the_errno_only_for_the_fixes_that_return_it(fix, shown):
+    title = plots.draw_timeline(run_scenario("hibernation", 0, fix=fix, errno="EPERM")).ax.get_title()
+    assert ("errno=EPERM" in title) is shown
+
+
+def test_the_step_frame_is_an_outline_that_leaves_the_colour_of_the_cells_inside_it_alone():
+    t = trace("hibernation")
+    framed, bare = plots.draw_timeline(t, step=1), plots.draw_timeline(t)
+    assert all(c.get_facecolor()[3] == 0 for c in framed.cursors)
+    a, b = render(framed.ax), render(bare.ax)
+    x, y = framed.abi_ax.transData.transform((1, 0.5))  # the middle of guest@A's Xen cell at step 1
+    row = a.shape[0] - int(y)
+    assert np.array_equal(a[row, int(x)], b[row, int(x)])
+    assert not np.array_equal(a, b)
 
 
 def test_failed_hypercalls_are_named_by_op_and_errno():
@@ -379,6 +457,36 @@ def test_the_palette_is_okabe_ito_and_each_verdict_has_a_distinct_colour():
     assert set(plots.VERDICT_COLOURS) == set(VERDICTS)
     assert set(plots.VERDICT_COLOURS.values()) <= set(plots.OKABE_ITO.values())
     assert len(set(plots.VERDICT_COLOURS.values())) == len(VERDICTS)
+
+
+def test_wcag_contrast_of_black_on_white_is_21_and_of_a_colour_on_itself_1():
+    assert plots.contrast_ratio("black", "white") == pytest.approx(21)
+    assert plots.contrast_ratio("#0072B2", "#0072B2") == pytest.approx(1)
+    assert plots.contrast_ratio("white", "#767676") == pytest.approx(4.54, abs=0.01)  # WCAG's AA grey
+
+
+def test_verdict_letters_in_the_matrix_read_at_4_5_to_1_or_better():
+    a = plots.draw_alternatives_matrix(matrix_rows())
+    for text in a.texts.active:
+        verdict = next(v for v, short in plots.style.VERDICT_SHORT.items() if short == text.get_text())
+        assert plots.contrast_ratio(text.get_color(), plots.VERDICT_COLOURS[verdict]) >= 4.5
+
+
+def test_a_plot_function_returns_something_that_displays_as_its_figure():
+    shown = plots.timeline(trace("hibernation"))
+    png = shown._repr_png_()
+    assert png.startswith(b"\x89PNG") and shown.figure is shown.ax.figure
+    assert repr(shown).startswith("<TimelineArtists: hibernation (") and len(repr(shown)) < 200
+
+
+def test_a_view_drawn_into_a_pyplot_figure_leaves_its_display_to_pyplot():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    try:
+        assert plots.two_level(hibernation_step(), ax)._repr_png_() is None
+    finally:
+        plt.close(fig)
 
 
 def test_importing_plots_does_not_import_pyplot():

@@ -16,21 +16,26 @@ from ..snapshot import DomainSnapshot
 from .style import (
     COLOURS,
     FONT,
+    SMALL,
     TITLE,
     Label,
     Setters,
     TextPool,
+    View,
     _legend,
     _new_axes,
     _plain,
     _polys,
     _rect,
     _set_polys,
+    chars_across,
+    inches_across,
+    ink_on,
 )
 
 
-@dataclass
-class FrameMapArtists:
+@dataclass(repr=False)
+class FrameMapArtists(View):
     """What ``draw_frame_map`` made, for ``update_frame_map`` to change."""
 
     ax: Axes
@@ -41,6 +46,7 @@ class FrameMapArtists:
     rows: TextPool  # the gfn that starts each row
     contents: TextPool  # what a short row's frames hold, after its last cell
     mappings: Text  # the x label: one line per frame Xen maps
+    rows_shown: int = 3  # room for at least this many rows (a dashboard keeps one size for a whole trace)
     set: Setters = field(default_factory=Setters)
 
     def changing(self) -> list[Artist]:
@@ -50,6 +56,7 @@ class FrameMapArtists:
 
 
 COLUMNS = 32
+NARROW = 7.0  # inches: a figure narrower than this has its legend under the frames
 ROLES = {"shared_info": "shared_info", "control block": "control_block", "event channels": "event_array",
          "image": "image", "restored": "image"}
 ROLE_NAMES = {"shared_info": "shared_info", "control_block": "FIFO control block", "event_array": "event-array page",
@@ -72,13 +79,11 @@ def _is_hazard(frame) -> bool:
 def draw_frame_map(snapshot: DomainSnapshot, ax: Axes | None = None) -> FrameMapArtists:
     """The frames with a role, 32 to a row (a new row after each gap in gfns)."""
     if ax is None:
-        rows = len({r for r, _ in _frame_places(snapshot.frames)})
-        ax = _new_axes(2.0 + 0.22 * max(rows, 3) + 0.17 * sum(1 for f in snapshot.frames if f.xen_mapping))
-    count_box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "edgecolor": "none", "alpha": 0.9}
+        ax = _new_axes(2.0 + 0.22 * max(frame_rows(snapshot), 3) + 0.17 * sum(1 for f in snapshot.frames if f.xen_mapping))
     a = FrameMapArtists(ax, _polys(ax, edgecolors="white", linewidths=0.5),
                         _polys(ax, facecolors="none", edgecolors="black", linewidths=1.6),
                         _polys(ax, facecolors=COLOURS["hazard"], edgecolors="black", hatch="//", linewidths=1.6),
-                        TextPool(ax, fontweight="bold", bbox=count_box), TextPool(ax, ha="right"),
+                        TextPool(ax, fontweight="bold"), TextPool(ax, ha="right"),
                         TextPool(ax, ha="left"), ax.xaxis.label)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -88,7 +93,9 @@ def draw_frame_map(snapshot: DomainSnapshot, ax: Axes | None = None) -> FrameMap
                ("Xen maps it, but it\nholds something else", {"facecolor": COLOURS["hazard"], "edgecolor": "black",
                                                               "hatch": "//"}),
                ("n: Xen's writes into it", {"facecolor": "white", "edgecolor": "white"})],
-            loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            # beside the frames on a wide figure; under them on a narrow one, so the cells keep their size
+            **({"loc": "upper left", "bbox_to_anchor": (1.01, 1.0)} if inches_across(ax) >= NARROW else
+               {"loc": "outside lower center", "ncols": 3}))
     update_frame_map(a, snapshot)
     return a
 
@@ -101,19 +108,38 @@ def update_frame_map(a: FrameMapArtists, snapshot: DomainSnapshot) -> None:
     _set_polys(a.cells, boxes, [COLOURS[_role(f.content)] for f in s.frames])
     a.mapped.set_verts([b for b, f in zip(boxes, s.frames) if f.xen_mapping and not _is_hazard(f)])
     a.hazards.set_verts([b for b, f in zip(boxes, s.frames) if _is_hazard(f)])
-    a.counts.show(Label(c + 0.5, r + 0.5, str(f.xen_writes)) for (r, c), f in zip(places, s.frames) if f.xen_writes)
+    a.counts.show(Label(c + 0.5, r + 0.5, str(f.xen_writes), {"color": ink_on(_cell_colour(f))})
+                  for (r, c), f in zip(places, s.frames) if f.xen_writes)
     starts = [(r, f.gfn) for (r, c), f in zip(places, s.frames) if c == 0]
     a.rows.show(Label(-0.2, r + 0.5, f"{gfn:#x}") for r, gfn in starts)
-    a.contents.show(_row_contents(places, s.frames))
-    a.set(a.ax.set_xlabel, _mapping_lines(s), loc="left", fontsize=FONT, multialignment="left")
-    rows = places[-1][0] + 1 if places else 1
+    a.contents.show(_row_contents(places, s.frames, chars_across(a.ax, SMALL) / (COLUMNS + 3)))
+    # wrapped to the axes' width (all of the figure's, or what the legend beside leaves); the axis
+    # draws its label with the background, so a new mapping means a whole redraw, as it should
+    narrow = inches_across(a.ax) < NARROW
+    width = int((0.9 if narrow else 0.68) * chars_across(a.ax, SMALL if narrow else FONT))
+    a.set(_label_below, a.ax, _mapping_lines(s, width), SMALL if narrow else FONT)
     a.set(a.ax.set_xlim, -2.6, COLUMNS)
-    a.set(a.ax.set_ylim, max(rows, 3), 0)
+    a.set(a.ax.set_ylim, max(frame_rows(s), a.rows_shown), 0)
     hazards = sum(_is_hazard(f) for f in s.frames)
-    a.set.title(a.ax, f"{s.name} (dom{s.domid}): frames with a role, by gfn, and Xen's writes into them\n"
-          + (f"{hazards} frame(s) that Xen still maps now hold something else: Xen's writes corrupt them"
-             if hazards else "every frame Xen maps holds what Xen thinks it holds"), fontsize=TITLE,
-          color=COLOURS["hazard"] if hazards else "black")
+    title = (f"{s.name} (dom{s.domid}): frames by gfn, and Xen's writes into them\n"
+             + (f"{hazards} frame(s) Xen maps hold something else now: its writes corrupt them"
+                if hazards else "every frame Xen maps holds what Xen thinks it holds"))
+    width = chars_across(a.ax, TITLE)
+    a.set.title(a.ax, "\n".join(textwrap.fill(line, width) for line in title.split("\n")), fontsize=TITLE,
+                color=COLOURS["hazard"] if hazards else "black")
+
+
+def _label_below(ax: Axes, text: str, size: float) -> None:
+    """The x label, left-aligned; the figure is marked stale, which the axis's own setter does
+    not do (matplotlib's Axis has no stale callback), so a dashboard redraws the background."""
+    ax.set_xlabel(text, loc="left", fontsize=size, multialignment="left")
+    ax.stale = True
+
+
+def frame_rows(snapshot: DomainSnapshot) -> int:
+    """How many rows the frame map of ``snapshot`` takes."""
+    places = _frame_places(snapshot.frames)
+    return places[-1][0] + 1 if places else 1
 
 
 def _frame_places(frames) -> list[tuple[int, int]]:
@@ -127,14 +153,18 @@ def _frame_places(frames) -> list[tuple[int, int]]:
     return places
 
 
-def _row_contents(places: list[tuple[int, int]], frames) -> list[Label]:
+def _cell_colour(frame) -> str:
+    return COLOURS["hazard"] if _is_hazard(frame) else COLOURS[_role(frame.content)]
+
+
+def _row_contents(places: list[tuple[int, int]], frames, chars_per_cell: float) -> list[Label]:
     """After the last cell of each short row: what its frames hold, owner named once."""
     rows: dict[int, list] = {}
     for (r, _), f in zip(places, frames):
         rows.setdefault(r, []).append(f)
     out = []
     for r, row in rows.items():
-        room = int((COLUMNS - len(row) - 1.0) * 3.3)
+        room = int((COLUMNS - len(row) - 1.0) * chars_per_cell)
         if room >= 12:
             out.append(Label(len(row) + 0.3, r + 0.5, textwrap.shorten(_summary(f.content for f in row), room)))
     return out
@@ -149,16 +179,22 @@ def _summary(contents: Iterable[str]) -> str:
     return "; ".join(f"{owner}: {', '.join(whats)}" if owner else ", ".join(whats) for owner, whats in owners.items())
 
 
-def _mapping_lines(s: DomainSnapshot) -> str:
-    """``Xen maps 0xc0 as control_block; it holds hibernation image`` for each frame Xen maps.
+def _mapping_lines(s: DomainSnapshot, width: int) -> str:
+    """``Xen maps 0xc0 as control_block; it holds hibernation image`` for each frame Xen maps,
+    one line each (what the frame holds is shortened to fit ``width`` characters).
 
     The write counts are in the cells, not here: this label changes only when a mapping or a
-    frame's contents do, so stepping through writes leaves the layout alone."""
-    lines = [f"Xen maps {f.gfn:#x} as {f.xen_mapping}; it holds {textwrap.shorten(f.content, 40)}"
-             + ("  \u2190 Xen's writes corrupt it" if _is_hazard(f) else "") for f in s.frames if f.xen_mapping]
+    frame's contents do, and its shape (its lines) only when a mapping does."""
+    lines = []
+    for f in (f for f in s.frames if f.xen_mapping):
+        head, tail = f"Xen maps {f.gfn:#x} as {f.xen_mapping}; it holds ", ""
+        if _is_hazard(f):
+            tail = "  \u2190 Xen's writes corrupt it"
+        lines.append(head + textwrap.shorten(f.content, max(12, width - len(head) - len(tail)), placeholder="\u2026")
+                     + tail)
     return "\n".join(lines) or "Xen maps no frame"
 
 
-def frame_map(snapshot: DomainSnapshot, ax: Axes | None = None) -> Axes:
-    """The frame map of ``snapshot`` (see ``draw_frame_map``)."""
-    return draw_frame_map(snapshot, ax).ax
+def frame_map(snapshot: DomainSnapshot, ax: Axes | None = None) -> FrameMapArtists:
+    """The frame map of ``snapshot`` (see ``draw_frame_map``); it displays as its figure."""
+    return draw_frame_map(snapshot, ax)

@@ -23,16 +23,18 @@ from .style import (
     Label,
     Setters,
     TextPool,
+    View,
     _cmap,
     _legend,
     _lines,
     _new_axes,
     _plain,
+    ink_on,
 )
 
 
-@dataclass
-class MatrixArtists:
+@dataclass(repr=False)
+class MatrixArtists(View):
     """What ``draw_alternatives_matrix`` made, for ``update_alternatives_matrix``."""
 
     ax: Axes
@@ -157,8 +159,7 @@ def update_alternatives_matrix(a: MatrixArtists, rows: Iterable[object]) -> None
     for (r, c), verdict in cells.items():
         i, j = row_labels.index(r), col_labels.index(c)
         grid[i, j] = VERDICTS.index(verdict)
-        ink = "white" if verdict in ("memory corrupted", "works") else "black"
-        texts.append(Label(j, i, VERDICT_SHORT[verdict], {"color": ink}))
+        texts.append(Label(j, i, VERDICT_SHORT[verdict], {"color": ink_on(VERDICT_COLOURS[verdict])}))
     nr, nc = grid.shape
     a.image.set_data(grid)
     a.image.set_extent((-0.5, nc - 0.5, nr - 0.5, -0.5))
@@ -175,6 +176,6 @@ def update_alternatives_matrix(a: MatrixArtists, rows: Iterable[object]) -> None
 
 
 def alternatives_matrix(rows: Iterable[object], ax: Axes | None = None,
-                        title: str = "Each alternative's outcome") -> Axes:
-    """The alternatives matrix of ``rows`` (see ``draw_alternatives_matrix``)."""
-    return draw_alternatives_matrix(rows, ax, title).ax
+                        title: str = "Each alternative's outcome") -> MatrixArtists:
+    """The alternatives matrix of ``rows`` (see ``draw_alternatives_matrix``); it displays as its figure."""
+    return draw_alternatives_matrix(rows, ax, title)

@@ -7,12 +7,13 @@ wide. ``TextPool`` is how a view shows a changing number of labels without makin
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PolyCollection
-from matplotlib.colors import ListedColormap
+from matplotlib.colors import ListedColormap, to_rgb
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -33,8 +34,10 @@ COLOURS = {
     "2-level": _O["blue"], "fifo": _O["bluish green"], "no kernel": PALE, "crashed": _O["reddish purple"],
     "shared_info": _O["blue"], "control_block": _O["bluish green"], "event_array": _O["yellow"],
     "image": _O["sky blue"], "other": GREY, "hazard": _O["vermillion"],
-    "sent": _O["black"], "delivered": _O["bluish green"], "lost": _O["orange"], "stray writes": _O["vermillion"],
-    "calls": GREY, "failed": _O["vermillion"], "cursor": "#FFF6C2",
+    "sent": _O["black"], "delivered": _O["bluish green"], "undelivered": _O["orange"], "stray writes": _O["vermillion"],
+    "calls": GREY, "failed": _O["vermillion"], "cursor": "#222222",
+    # a queue's READY bit: dark, so it never reads as a pending event word (orange)
+    "ready": "#555555",
 }
 VERDICT_COLOURS = {"works": _O["bluish green"], "events lost": _O["orange"], "memory corrupted": _O["vermillion"],
                    "guest crash": _O["reddish purple"]}
@@ -45,6 +48,32 @@ WORD_FLAGS = (("P", 1 << EVTCHN_FIFO_PENDING), ("M", 1 << EVTCHN_FIFO_MASKED), (
               ("B", 1 << EVTCHN_FIFO_BUSY))
 FONT, SMALL, TITLE = 9, 8, 10  # points
 WIDTH = 9.0  # inches: a notebook's width
+
+
+# ---------------------------------------------------------------------------------------------
+# Text that can be read on a coloured ground (WCAG 2.x contrast)
+
+MIN_CONTRAST = 4.5  # WCAG 2.x level AA for normal text
+
+
+def relative_luminance(colour: str) -> float:
+    """WCAG 2.x relative luminance of an sRGB colour: 0 for black, 1 for white."""
+    def linear(c: float) -> float:
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (linear(c) for c in to_rgb(colour))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast_ratio(a: str, b: str) -> float:
+    """WCAG 2.x contrast ratio of two colours, from 1 (none) to 21 (black on white)."""
+    dark, light = sorted((relative_luminance(a), relative_luminance(b)))
+    return (light + 0.05) / (dark + 0.05)
+
+
+def ink_on(background: str) -> str:
+    """Black or white, whichever reads better on ``background``."""
+    return max(("black", "white"), key=lambda ink: contrast_ratio(ink, background))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,10 +118,24 @@ def _set_polys(coll: PolyCollection, verts: list, faces: list | None = None) -> 
 
 
 def _legend(ax: Axes, entries: Iterable[tuple[str, dict]], **where: object) -> None:
-    """The plot's one legend: patches, or lines when the entry has a ``marker`` or ``ls``."""
+    """The plot's one legend: patches, or lines when the entry has a ``marker`` or ``ls``.
+    ``loc="outside lower center"`` puts it under everything else in the figure (the x label
+    included), where constrained layout makes room for it."""
     handles = [Line2D([], [], label=label, **props) if {"marker", "ls"} & set(props)
                else Patch(label=label, **{"edgecolor": EDGE, **props}) for label, props in entries]
-    ax.legend(handles=handles, fontsize=SMALL, frameon=False, **where)
+    owner = ax.figure if str(where.get("loc", "")).startswith("outside") else ax
+    owner.legend(handles=handles, fontsize=SMALL, frameon=False, **where)
+
+
+def inches_across(ax: Axes) -> float:
+    """The width of the figure (or subfigure) ``ax`` is in, in inches."""
+    return ax.figure.bbox.width / ax.figure.dpi
+
+
+def chars_across(ax: Axes, points: float) -> int:
+    """About how many characters of a ``points``-sized text fit across ``ax``'s figure (to wrap
+    titles)."""
+    return int(inches_across(ax) * 72 / (0.55 * points))  # DejaVu Sans: about 0.55 em a character
 
 
 def _plain(ax: Axes) -> None:
@@ -100,6 +143,31 @@ def _plain(ax: Axes) -> None:
     ax.tick_params(labelsize=SMALL, length=2)
     for spine in ax.spines.values():
         spine.set_visible(False)
+
+
+class View:
+    """What every ``draw_X`` returns: the artists of one view, which display as their figure.
+
+    In a notebook the last expression of a cell shows as the picture (``_repr_png_``), unless
+    pyplot manages the figure: then the backend shows it already, and once is enough.
+    """
+
+    ax: Axes
+
+    @property
+    def figure(self) -> Figure:
+        return self.ax.get_figure(root=True)
+
+    def _repr_png_(self) -> bytes | None:
+        if self.figure.canvas.manager is not None:  # a pyplot figure: its backend shows it
+            return None
+        buffer = io.BytesIO()
+        self.figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    def __repr__(self) -> str:
+        title = self.ax.get_title().split("\n")[0] or "untitled"
+        return f"<{type(self).__name__}: {title}>"
 
 
 @dataclass(frozen=True)

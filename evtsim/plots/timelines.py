@@ -1,5 +1,6 @@
 """A trace over time: the ABI Xen and each kernel use, hypercalls with their failures named
-(``-ENOSYS`` visible), and events sent, delivered and lost, with the selected step highlighted."""
+(``-ENOSYS`` visible), and events sent, delivered and not yet delivered, with the selected step
+framed."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from ..abi import errno_name
+from ..scenarios import ignored_params
 from ..trace import Trace
 from .style import (
     COLOURS,
@@ -24,17 +26,20 @@ from .style import (
     Label,
     Setters,
     TextPool,
+    View,
     _legend,
     _new_axes,
     _plain,
     _polys,
     _rect,
     _set_polys,
+    chars_across,
+    inches_across,
 )
 
 
-@dataclass
-class TimelineArtists:
+@dataclass(repr=False)
+class TimelineArtists(View):
     """What ``draw_timeline`` made, for ``update_timeline`` to change."""
 
     ax: Axes  # the frame; the three lanes are insets of it
@@ -49,19 +54,26 @@ class TimelineArtists:
     abi_texts: TextPool  # "BUG" where a kernel crashed
     sent: Line2D
     delivered: Line2D
-    lost: Line2D
+    undelivered: Line2D  # sent minus delivered so far: in flight or lost, the trace cannot tell yet
     stray: Line2D
-    cursors: list[Rectangle]  # the selected step, in each lane
+    cursors: list[Rectangle]  # a frame around the selected step, in each lane
     set: Setters = field(default_factory=Setters)
     trace: Trace | None = None  # the trace the lanes show
 
     def changing(self) -> list[Artist]:
-        """What differs from one step to the next (a dashboard redraws only these): the cursor.
-        A new trace changes the lanes' limits and ticks too, so it redraws everything anyway."""
-        return list(self.cursors)
+        """What differs from one trace or step to the next (a dashboard redraws only these): the
+        data in the lanes, the title and the cursor. The lanes' limits and ticks change only when
+        a trace has other steps, other domains or other magnitudes (see ``_ceiling``)."""
+        return [self.ax.title, self.abi, self.mismatch, self.ok_calls, self.failed_calls, *self.errors.texts,
+                *self.abi_texts.texts, self.sent, self.delivered, self.undelivered, self.stray, *self.cursors]
 
 
-EVENT_LINES = (("sent", "o", "-"), ("delivered", "s", "-"), ("lost", "^", "--"), ("stray writes", "x", ":"))
+#: (colour key, legend label, marker, line style) of each line in the events lane.
+EVENT_LINES = (("sent", "sent", "o", "-"), ("delivered", "delivered", "s", "-"),
+               ("undelivered", "not (yet) delivered", "^", "--"), ("stray writes", "Xen's stray writes", "x", ":"))
+
+
+UPRIGHT_ROOM = 1.0  # inches per step from which the step names stand upright
 
 
 def draw_timeline(trace: Trace, ax: Axes | None = None, step: int | None = None) -> TimelineArtists:
@@ -72,16 +84,16 @@ def draw_timeline(trace: Trace, ax: Axes | None = None, step: int | None = None)
     calls_ax = ax.inset_axes((0, 0.40, 1, 0.25), sharex=events_ax)
     abi_ax = ax.inset_axes((0, 0.71, 1, 0.29), sharex=events_ax)
     lines = [events_ax.plot([], [], marker=m, ls=ls, color=COLOURS[k], lw=1.6, markersize=4)[0]
-             for k, m, ls in EVENT_LINES]
+             for k, _, m, ls in EVENT_LINES]
     a = TimelineArtists(
         ax, abi_ax, calls_ax, events_ax, _polys(abi_ax, edgecolors="white", linewidths=1.0),
         _polys(abi_ax, facecolors="none", edgecolors=COLOURS["hazard"], hatch="///", linewidths=1.5),
         _polys(calls_ax, facecolors=COLOURS["calls"], edgecolors="none"),
         _polys(calls_ax, facecolors=COLOURS["failed"], edgecolors="none"), TextPool(calls_ax, va="bottom"),
         TextPool(abi_ax, color="white", fontweight="bold"), *lines,
-        # the selected step: a frame over the lanes (not a band under them), so moving it leaves the lanes alone
-        cursors=[lane.axvspan(0, 1, facecolor=COLOURS["cursor"], alpha=0.35, edgecolor="#333333", linewidth=1.2,
-                              zorder=5) for lane in (abi_ax, calls_ax, events_ax)])
+        # the selected step: a frame over the lanes, never a tint, so the cells inside keep their colours
+        cursors=[lane.axvspan(0, 1, facecolor="none", edgecolor=COLOURS["cursor"], linewidth=2.0, zorder=5)
+                 for lane in (abi_ax, calls_ax, events_ax)])
     for lane in (abi_ax, calls_ax, events_ax):
         _plain(lane)
         lane.tick_params(axis="x", labelbottom=lane is events_ax)
@@ -92,7 +104,7 @@ def draw_timeline(trace: Trace, ax: Axes | None = None, step: int | None = None)
             + [("Xen and kernel disagree", {"facecolor": "none", "edgecolor": COLOURS["hazard"], "hatch": "///"}),
                ("calls returning >= 0", {"facecolor": COLOURS["calls"]}),
                ("calls returning -errno", {"facecolor": COLOURS["failed"]})]
-            + [(k, {"color": COLOURS[k], "marker": m, "ls": ls}) for k, m, ls in EVENT_LINES],
+            + [(label, {"color": COLOURS[k], "marker": m, "ls": ls}) for k, label, m, ls in EVENT_LINES],
             loc="upper left", bbox_to_anchor=(1.01, 1.0))
     update_timeline(a, trace, step)
     return a
@@ -105,9 +117,10 @@ def update_timeline(a: TimelineArtists, trace: Trace, step: int | None = None) -
         _abi_lane(a, trace)
         _calls_lane(a, trace)
         _events_lane(a, trace)
-        params = " ".join(f"{k}={v}" for k, v in trace.params) + _rows_run(trace)
-        a.set.title(a.ax, textwrap.fill(f"{trace.scenario} ({params})", 95) + "\n"
-                    + textwrap.fill(f"outcome: {trace.outcome.summary}", 95), fontsize=TITLE)
+        params = " ".join(f"{k}={v}" for k, v in trace.params if k not in ignored_params(trace)) + _rows_run(trace)
+        width = chars_across(a.ax, TITLE)
+        a.set.title(a.ax, textwrap.fill(f"{trace.scenario} ({params})", width) + "\n"
+                    + textwrap.fill(f"outcome: {trace.outcome.summary}", width), fontsize=TITLE)
         a.trace = trace
     for cursor in a.cursors:
         cursor.set_visible(step is not None)
@@ -124,19 +137,23 @@ def _rows_run(trace: Trace) -> str:
 
 
 def _events_lane(a: TimelineArtists, trace: Trace) -> None:
-    """Cumulative events sent, delivered and lost, and Xen's stray writes; the step names."""
+    """Cumulative events sent, delivered and not (yet) delivered, and Xen's stray writes; the step names."""
     records = trace.records
     xs = np.arange(len(records))
     values = {"sent": [r.sent for r in records], "delivered": [r.delivered for r in records],
-              "lost": [r.sent - r.delivered for r in records], "stray writes": [r.stray_writes for r in records]}
-    for line, (key, _, _) in zip((a.sent, a.delivered, a.lost, a.stray), EVENT_LINES):
+              "undelivered": [r.sent - r.delivered for r in records], "stray writes": [r.stray_writes for r in records]}
+    for line, (key, *_) in zip((a.sent, a.delivered, a.undelivered, a.stray), EVENT_LINES):
         line.set_data(xs, values[key])
-    top = max([1] + values["sent"] + values["stray writes"])
+    top = _ceiling(max([1] + values["sent"] + values["stray writes"]))
     a.set(a.events_ax.set_ylim, -0.05 * top, top * 1.1)
     a.set(a.events_ax.set_xlim, -0.6, len(records) - 0.4)
-    names = [textwrap.fill(f"{r.index} {r.step}", 26, break_on_hyphens=False) for r in records]
-    a.set(a.events_ax.set_xticks, list(range(len(records))), names, rotation=30, ha="right", rotation_mode="anchor",
-          fontsize=SMALL)
+    # upright, wrapped to the room each step has, when that is an inch or more; else slanted
+    room = 0.8 * inches_across(a.ax) / len(records)
+    upright = room >= UPRIGHT_ROOM
+    width = int(room * 72 / (0.6 * SMALL)) if upright else 26
+    names = [textwrap.fill(f"{r.index} {r.step}", width, break_on_hyphens=False) for r in records]
+    a.set(a.events_ax.set_xticks, list(range(len(records))), names, fontsize=SMALL,
+          **({"rotation": 0, "ha": "center"} if upright else {"rotation": 30, "ha": "right", "rotation_mode": "anchor"}))
 
 
 def _abi_lane(a: TimelineArtists, trace: Trace) -> None:
@@ -177,7 +194,13 @@ def _calls_lane(a: TimelineArtists, trace: Trace) -> None:
     a.ok_calls.set_verts(ok)
     a.failed_calls.set_verts(failed)
     a.errors.show(labels)
-    a.set(a.calls_ax.set_ylim, 0, top * 1.9)
+    a.set(a.calls_ax.set_ylim, 0, _ceiling(top) * 1.9)
+
+
+def _ceiling(n: int) -> int:
+    """``n`` rounded up to 5, 10, then a multiple of 10: traces of about the same size share
+    their lanes' limits and ticks, so a new trace redraws only its data."""
+    return 5 if n <= 5 else -(-n // 10) * 10
 
 
 def _failures(calls) -> str:
@@ -190,6 +213,6 @@ def _failures(calls) -> str:
     return "\n".join(lines[:2]) + (f"\n+{len(lines) - 2} more" if len(lines) > 2 else "")
 
 
-def timeline(trace: Trace, ax: Axes | None = None, step: int | None = None) -> Axes:
-    """The timeline of ``trace`` (see ``draw_timeline``)."""
-    return draw_timeline(trace, ax, step).ax
+def timeline(trace: Trace, ax: Axes | None = None, step: int | None = None) -> TimelineArtists:
+    """The timeline of ``trace`` (see ``draw_timeline``); it displays as its figure."""
+    return draw_timeline(trace, ax, step)
