@@ -23,16 +23,20 @@ from PIL import Image  # noqa: E402
 from evtsim import plots, widgets  # noqa: E402
 from evtsim.fifo import L, M, P  # noqa: E402
 from evtsim.widgets import hibernation  # noqa: E402
-from evtsim.widgets.canvas import CachedTextCanvas, encode_png  # noqa: E402
+from evtsim.widgets.canvas import CachedTextCanvas, PngStream, adler32_combine, encode_png  # noqa: E402
 
 
 def decode(png: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
 
 
-def pixels(dash) -> np.ndarray:
-    """What the dashboard shows: the shown panes' pictures, decoded and stacked."""
-    return np.concatenate([decode(pane.widget.value) for pane in dash.panes.values() if pane.visible])
+def pixels(dash) -> dict[str, np.ndarray]:
+    """What the dashboard shows: each shown pane's picture, decoded."""
+    return {name: decode(pane.widget.value) for name, pane in dash.panes.items() if pane.visible}
+
+
+def differ(before: dict, after: dict) -> bool:
+    return before.keys() != after.keys() or any(not np.array_equal(before[k], after[k]) for k in before)
 
 
 def text(widget) -> str:
@@ -86,7 +90,7 @@ def test_toggling_disable_fifo_changes_the_banner_text_and_colour(dash):
 def test_toggling_disable_fifo_changes_the_figure_pixels(dash):
     before = pixels(dash)
     dash.controls["disable_fifo"].value = True
-    assert not np.array_equal(before, pixels(dash))
+    assert differ(before, pixels(dash))
 
 
 def test_the_disable_fifo_toggle_and_the_fix_dropdown_always_agree(dash):
@@ -159,20 +163,88 @@ def test_an_unknown_starting_parameter_is_refused_with_a_value_error():
         widgets.hibernation_dashboard(colour="red")
 
 
+def test_the_banner_text_reads_at_4_5_to_1_or_better_on_every_verdict_and_on_a_refusal(dash, monkeypatch):
+    """WCAG 2.x level AA for normal text, computed from the colours the banner is given."""
+    seen = set()
+    for old, fix, fallback in (("4.3", "none", "any"), ("4.3", "disable-fifo", "any"), ("4.4", "disable-fifo", "any"),
+                               ("4.4", "disable-fifo", "never")):
+        dash.controls["old_xen"].value = old
+        dash.controls["guest_fallback"].value = fallback
+        dash.controls["fix"].value = fix
+        seen.add(dash.trace.outcome.verdict)
+        style = dash.banner.style
+        assert plots.contrast_ratio(style.text_color, style.background) >= plots.MIN_CONTRAST, fix
+    assert seen == set(plots.VERDICT_COLOURS)
+
+    def refuse(*args, **kwargs):
+        raise ValueError("no")
+
+    monkeypatch.setattr(hibernation, "run_scenario", refuse)
+    dash.controls["old_xen"].value = "4.4"
+    assert plots.contrast_ratio(dash.banner.style.text_color, dash.banner.style.background) >= plots.MIN_CONTRAST
+
+
+def test_disable_fifo_on_is_not_dressed_as_a_verdict(dash):
+    """ipywidgets' warning and danger styles are the orange and red of the verdicts."""
+    toggle = dash.controls["disable_fifo"]
+    toggle.value = True
+    assert toggle.button_style == hibernation.ON_STYLE not in ("warning", "danger") and toggle.icon == "check"
+    toggle.value = False
+    assert toggle.button_style == "" and toggle.icon == "ban"
+
+
+def test_reset_dashboard_puts_every_control_back_and_shows_the_first_run_again(dash):
+    first = dash.trace.lines()
+    dash.controls["fix"].value = "xsm"
+    dash.controls["errno"].value = "EACCES"
+    dash.controls["guest_fallback"].value = "enosys-only"
+    dash.controls["all_ports"].value = True
+    dash.slider.value = 2
+    dash.controls["reset_dashboard"].click()
+    c = dash.controls
+    assert (c["fix"].value, c["errno"].value, c["guest_fallback"].value, c["disable_fifo"].value) == \
+        ("none", "ENOSYS", "any", False)
+    assert c["errno"].disabled and not c["all_ports"].value and dash.views["two_level"].zoom
+    assert dash.trace.lines() == first and dash.slider.value == dash.slider.max
+
+
+def test_a_dashboard_started_with_parameters_resets_to_those_parameters():
+    d = widgets.hibernation_dashboard(fix="disable-fifo", errno="EPERM")
+    d.controls["fix"].value = "none"
+    d.reset()
+    assert (d.controls["fix"].value, d.controls["errno"].value, d.controls["disable_fifo"].value) == \
+        ("disable-fifo", "EPERM", True)
+
+
+def test_all_ports_shows_the_whole_2_level_grid_and_off_zooms_back_to_the_bound_ports(dash):
+    dash.slider.value = 1  # guest@A, 2-level
+    grid = dash.views["two_level"]
+    assert grid.codes.shape == (1, 16)
+    before = dash.panes["two_level"].widget.value
+    dash.controls["all_ports"].value = True
+    assert grid.codes.shape == (64, 64) and dash.panes["two_level"].widget.value != before
+    dash.controls["all_ports"].value = False
+    assert grid.codes.shape == (1, 16)
+
+
 # --- the hibernation dashboard: the slider only indexes -----------------------------------------
 
 
-def test_moving_the_slider_highlights_that_step_without_rerunning(dash):
-    before = dash.trace
+def test_moving_the_slider_frames_that_step_over_the_timeline_without_rerunning_or_redrawing_it(dash):
+    before, timeline = dash.trace, dash.panes["timeline"].widget.value
     dash.slider.value = 2
-    assert dash.trace is before
-    assert {c.get_x() for c in dash.views["timeline"].cursors} == {1.5}
+    assert dash.trace is before and dash.panes["timeline"].widget.value == timeline
+    a = dash.views["timeline"]
+    left, top, width, height = dash.frame.box
+    x0, x1 = (a.events_ax.transData.transform([(x, 0)])[0, 0] / a.figure.bbox.width for x in (1.5, 2.5))
+    assert (left, width) == pytest.approx((x0, x1 - x0))
+    assert f"left: {100 * left:.3f}%" in dash.frame.layer.value
 
 
 def test_moving_the_slider_changes_the_pixels(dash):
     before = pixels(dash)
     dash.slider.value = 5
-    assert not np.array_equal(before, pixels(dash))
+    assert differ(before, pixels(dash))
 
 
 def test_the_domain_view_follows_xen_s_abi_at_each_step(dash):
@@ -212,9 +284,70 @@ def test_the_notes_name_the_step_shown(dash):
     assert dash.trace[1].step in text(dash.controls["notes"])
 
 
+def test_every_note_is_shown_whole_in_a_box_that_scrolls_and_a_panic_stands_out():
+    d = widgets.hibernation_dashboard(fix="xsm", errno="EACCES", guest_fallback="enosys-only")
+    d.slider.value = 5  # the boot kernel panics
+    notes = d.controls["notes"]
+    shown = text(notes)
+    assert all(note in shown for note in d.trace[5].notes)
+    panic = next(n for n in d.trace[5].notes if "panic" in n)
+    assert f'<span class="evtsim-panic">{html.escape(panic)}</span>' in notes.value
+    assert notes.layout.overflow == "auto"  # more lines than room: a scrollbar, never a cut
+    assert "overflow-wrap: anywhere" in d.style.value  # a long line wraps instead of running out of the box
+
+
+def test_no_text_a_learner_reads_shows_python():
+    """A crashed kernel's ABI is None in Python; the learner reads words."""
+    import re
+
+    python = re.compile(r"\b(None|True|False)\b|\[\d+, |Error\(|<\w+ object|\{'")
+    for params in ({"fix": "xsm", "errno": "EACCES", "guest_fallback": "enosys-only"},
+                   {"fix": "disable-fifo", "errno": "EPERM", "guest_fallback": "enosys-only"},
+                   {"guest_fallback": "never"}, {"fix": "reset"}, {}):
+        d = widgets.hibernation_dashboard(**params)
+        for step in range(len(d.trace)):
+            d.slider.value = step
+            titles = [ax.get_title() for name, pane in d.panes.items() if pane.visible for ax in pane.figure.axes]
+            for shown in (text(d.controls["notes"]), text(d.banner), *titles, d.describe()):
+                assert not python.search(shown), (params, step, shown)
+
+
 def test_a_bare_dashboard_displays_as_its_root_widget(dash):
     bundle = dash._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.widget.model_id
+
+
+def test_its_display_carries_a_still_picture_of_the_current_state_for_readers_without_a_kernel(dash):
+    """nbconvert and GitHub show the image where nothing runs the widgets, not a VBox(...) repr."""
+    bundle = dash._repr_mimebundle_()
+    still = decode(bundle["image/png"])
+    assert "VBox(" not in bundle["text/plain"] and dash.trace.outcome.summary in bundle["text/plain"]
+    banner = np.array(matplotlib.colors.to_rgba(plots.VERDICT_COLOURS["memory corrupted"])) * 255
+    assert np.abs(still[2, 2].astype(int) - banner.astype(int)).max() <= 1  # the banner's colour, top left
+    width = dash.look.size(hibernation.ABI_W + hibernation.GAP + hibernation.SIDE_W)
+    assert still.shape[1] == width  # one pixel per CSS pixel, as laid out
+    dash.controls["disable_fifo"].value = True
+    assert not np.array_equal(decode(dash._repr_mimebundle_()["image/png"])[:40], still[:40])
+
+
+def test_the_still_frames_the_step_shown_as_the_page_does(dash):
+    dash.slider.value = 2
+    timeline = dash.panes["timeline"].still()
+    framed = dash.frame.draw_on(timeline, 2)
+    left, top, width, height = dash.frame.box
+    h, w = timeline.shape[:2]
+    assert np.array_equal(framed[round(top * h) + 1, round(left * w) + 5], [0x22, 0x22, 0x22, 0xFF])
+    centre = round((top + height / 2) * h), round((left + width / 2) * w)
+    assert np.array_equal(framed[centre], timeline[centre])  # inside the frame: the cell's own colour
+
+
+def test_the_presenter_look_draws_everything_half_as_large_again():
+    d = widgets.hibernation_dashboard(presenter=True)
+    notebook = widgets.hibernation_dashboard()
+    for name, pane in d.panes.items():
+        assert int(pane.widget.width) == round(1.5 * int(notebook.panes[name].widget.width))
+        assert pane.figure.dpi == 1.5 * notebook.panes[name].figure.dpi
+    assert "evtsim-presenter" in d.widget._dom_classes and "--jp-widgets-font-size: 20px" in d.style.value
 
 
 def test_the_figures_are_not_left_in_pyplot_for_the_inline_backend_to_show_again(dash):
@@ -229,20 +362,32 @@ def test_each_change_puts_new_pictures_in_the_panes_it_touches_and_no_others(das
     before = {name: pane.widget.value for name, pane in dash.panes.items()}
     dash.slider.value = 7  # guest@B in FIFO at both steps: the 2-level pane stays hidden and untouched
     after = {name: pane.widget.value for name, pane in dash.panes.items()}
-    assert {name for name in before if before[name] != after[name]} == {"timeline", "fifo", "frames"}
-    assert all(pane.widget in dash.widget.children for pane in dash.panes.values())
+    assert {name for name in before if before[name] != after[name]} == {"fifo", "frames"}  # the timeline: its frame
+    dash.controls["disable_fifo"].value = True  # a new trace: a new timeline
+    assert dash.panes["timeline"].widget.value != after["timeline"]
+
+
+def changes(dash):
+    """Every step, some again, and parameter changes (new traces at the step shown)."""
+    for step in (*range(len(dash.trace)), 4, 1, 7):
+        dash.slider.value = step
+        yield f"step {step}"
+    for fix in ("disable-fifo", "none", "reset", "xsm", "none"):
+        dash.controls["fix"].value = fix
+        yield f"fix {fix}"
+    dash.controls["guest_fallback"].value = "never"
+    yield "guest_fallback never"
 
 
 def test_a_redraw_from_the_background_shows_exactly_what_a_whole_redraw_shows(dash):
     """Blitting is right only if every change outside ``changing()`` marks the figure stale."""
-    for step in (*range(len(dash.trace)), 4, 1, 7):
-        dash.slider.value = step
+    for change in changes(dash):
         for name, pane in dash.panes.items():
             if pane.visible:
                 quick = decode(pane.widget.value)
                 pane.background = None  # the next draw is a whole one
                 pane.draw()
-                assert np.array_equal(quick, pane.pixels()), (step, name)
+                assert np.array_equal(quick, pane.pixels()), (change, name)
     assert sum(pane.quick_draws for pane in dash.panes.values()) > len(dash.trace)
 
 
@@ -258,13 +403,13 @@ def test_a_redraw_with_a_text_shape_seen_before_reuses_its_layout(dash):
 def test_a_reused_layout_puts_every_view_where_a_fresh_constrained_layout_would(dash):
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-    for step in (*range(len(dash.trace)), 1, 5):  # 1 and 5 again: their layouts now come from the cache
-        dash.slider.value = step
-        for pane in dash.panes.values():
+    for change in changes(dash):  # steps seen again and new traces: their layouts come from the cache
+        for name, pane in dash.panes.items():
             if pane.visible:
-                reused = [ax.get_position().bounds for ax in pane.figure.axes]
+                reused = [ax.get_position(original=True).bounds for ax in pane.figure.axes]
                 ConstrainedLayoutEngine().execute(pane.figure)
-                assert np.allclose(reused, [ax.get_position().bounds for ax in pane.figure.axes], atol=1e-3)
+                fresh = [ax.get_position(original=True).bounds for ax in pane.figure.axes]
+                assert np.allclose(reused, fresh, atol=1e-3), (change, name)
                 pane.layout.execute(pane.figure)  # back to the frozen positions
 
 
@@ -291,6 +436,27 @@ def test_a_cached_text_has_the_pixels_a_fresh_rendering_has():
 def test_encode_png_round_trips_the_pixels():
     rgba = np.random.default_rng(0).integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
     assert np.array_equal(decode(encode_png(rgba)), rgba)
+
+
+def test_adler32_of_two_strings_joined_combines_from_their_own_checksums():
+    import zlib
+
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        a, b = rng.bytes(int(rng.integers(0, 2000))), rng.bytes(int(rng.integers(0, 70_000)))
+        assert adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b)) == zlib.adler32(a + b)
+
+
+def test_a_png_stream_recompresses_only_the_bands_that_changed_and_every_picture_decodes_exactly():
+    rng = np.random.default_rng(2)
+    picture = rng.integers(0, 256, size=(5 * PngStream.BAND_ROWS, 40, 4), dtype=np.uint8)
+    stream = PngStream()
+    assert np.array_equal(decode(stream.encode(picture)), picture) and stream.compressed == 5
+    picture = picture.copy()
+    picture[PngStream.BAND_ROWS + 3, 7] = (1, 2, 3, 255)  # one pixel of the second band
+    assert np.array_equal(decode(stream.encode(picture)), picture) and stream.compressed == 6
+    smaller = picture[:50]
+    assert np.array_equal(decode(stream.encode(smaller)), smaller)  # a new size starts afresh
 
 
 # --- the playgrounds -----------------------------------------------------------------------------
@@ -333,7 +499,7 @@ def test_fifo_bind_vcpu_of_a_per_vcpu_timer_shows_xen_s_einval(fifo):
 def test_fifo_actions_change_the_queue_view_pixels(fifo):
     before = pixels(fifo)
     press(fifo, "send")
-    assert not np.array_equal(before, pixels(fifo))
+    assert differ(before, pixels(fifo))
 
 
 def test_two_level_send_to_a_masked_port_sets_pending_and_unmask_raises_the_upcall():
@@ -345,7 +511,7 @@ def test_two_level_send_to_a_masked_port_sets_pending_and_unmask_raises_the_upca
     assert (port.pending, port.masked, d.snapshot.vcpus[0].upcall_pending) == (True, True, 0)
     press(d, "unmask")
     assert d.snapshot.vcpus[0].upcall_pending == 1
-    assert not np.array_equal(before, pixels(d))
+    assert differ(before, pixels(d))
 
 
 def test_a_playground_has_no_trace_slider_or_banner(fifo):

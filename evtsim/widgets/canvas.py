@@ -43,6 +43,8 @@ from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.layout_engine import ConstrainedLayoutEngine, LayoutEngine
 
+from .look import CSS_DPI, NOTEBOOK, Look
+
 TEXT_CACHE_SIZE = 4096  # rendered texts kept; a dashboard uses a few hundred
 
 
@@ -127,12 +129,6 @@ class CachedTextCanvas(FigureCanvasAgg):
 # Layout, run when the texts' shape changes
 
 
-def _lines(text: str) -> tuple[int, int]:
-    """A text's line count and longest line, in tens of characters."""
-    lines = text.split("\n")
-    return len(lines), max(map(len, lines)) // 10
-
-
 def _tick_labels(axis: Axis) -> list[str]:
     """The axis's major tick labels, without ``get_ticklabels()``, which updates (and so marks
     stale) every tick."""
@@ -143,9 +139,10 @@ def _shape(ax: Axes) -> tuple:
     """What decides the room around ``ax``: its titles, labels, tick labels, child axes."""
     if not ax.get_visible():
         return (False,)
-    ticks = [max(map(len, _tick_labels(axis)), default=0) for axis in (ax.xaxis, ax.yaxis)]
-    return (True, _lines(ax.title.get_text()), round(ax.titleOffsetTrans.get_matrix()[1, 2]),
-            _lines(ax.xaxis.label.get_text()), _lines(ax.yaxis.label.get_text()), *ticks,
+    ticks = [max(((len(t), t.count("\n")) for t in _tick_labels(axis)), default=(0, 0)) for axis in (ax.xaxis, ax.yaxis)]
+    # titles and labels count by their lines, not their lengths: the views wrap them to fit
+    lines = [text.get_text().count("\n") for text in (ax.title, ax.xaxis.label, ax.yaxis.label)]
+    return (True, *lines, round(ax.titleOffsetTrans.get_matrix()[1, 2]), *ticks,
             tuple(_shape(child) for child in ax.child_axes))
 
 
@@ -192,6 +189,35 @@ class FrozenLayout(LayoutEngine):
 # PNG, as fast as the pictures allow
 
 
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def _png(width: int, height: int, zlib_stream: bytes) -> bytes:
+    """A PNG file of 8-bit RGBA rows, given their zlib stream."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA, no interlace
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib_stream) + _chunk(b"IEND", b"")
+
+
+def _rows(pixels: np.ndarray) -> np.ndarray:
+    """PNG's scanlines: each row is its filter type (0, none) then its pixels as they are."""
+    height, width, channels = pixels.shape
+    rows = np.empty((height, 1 + channels * width), np.uint8)
+    rows[:, 0] = 0
+    rows[:, 1:].reshape(height, width, channels)[...] = pixels
+    return rows
+
+
+def one_to_one(pixels: np.ndarray, pixel_ratio: float) -> np.ndarray:
+    """``pixels`` drawn at ``pixel_ratio`` device pixels per CSS pixel, averaged down to one."""
+    k = round(pixel_ratio)
+    if k <= 1:
+        return pixels.copy()
+    h, w = pixels.shape[0] // k * k, pixels.shape[1] // k * k
+    blocks = pixels[:h, :w].reshape(h // k, k, w // k, k, 4).astype(np.float32)
+    return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+
+
 def encode_png(rgba: np.ndarray) -> bytes:
     """An RGBA PNG of ``rgba``, unfiltered, zlib level 1.
 
@@ -200,16 +226,63 @@ def encode_png(rgba: np.ndarray) -> bytes:
     Pillow's encoder (benchmarks/interaction.py measures it). zlib lets other threads run, so
     several panes can be encoded at once."""
     height, width = rgba.shape[:2]
-    rows = np.empty((height, 1 + 4 * width), np.uint8)
-    rows[:, 0] = 0  # each row: filter type 0 (none), then its pixels
-    rows[:, 1:] = rgba.reshape(height, 4 * width)
+    return _png(width, height, zlib.compress(_rows(rgba), 1))
 
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
-    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8-bit RGBA, no interlace
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 1))
-            + chunk(b"IEND", b""))
+def adler32_combine(first: int, second: int, second_length: int) -> int:
+    """The Adler-32 of two byte strings joined, from each one's checksum (RFC 1950's sums:
+    A = 1 + the bytes, B = the sum of the As, both modulo 65521)."""
+    base = 65521
+    a1, b1 = first & 0xFFFF, first >> 16
+    a2, b2 = second & 0xFFFF, second >> 16
+    a = (a1 + a2 - 1) % base
+    b = (b1 + b2 + second_length * (a1 - 1)) % base
+    return b << 16 | a
+
+
+class PngStream:
+    """Successive pictures of one pane as PNGs, re-compressing only the rows that changed.
+
+    (RGBA as Agg draws it: dropping the alpha channel of an opaque figure saves a tenth of the
+    bytes, but zlib compresses the 3-byte pixels more slowly than it saves.)
+
+    The rows are compressed in bands of ``BAND_ROWS``, each band on its own (a raw deflate
+    stream flushed to a byte boundary), so the bands join into one valid zlib stream in any
+    combination (RFC 1951 3.2.3: blocks follow each other; only the last is marked final). A
+    band whose pixels equal the last picture's keeps its compressed bytes. A slider step
+    changes a few labels and boxes of a view, so most bands are reused."""
+
+    BAND_ROWS = 32
+
+    def __init__(self) -> None:
+        self.last: np.ndarray | None = None  # the last picture's pixels
+        self.bands: list[tuple[bytes, int, int]] = []  # (deflated, adler32, length) per band
+        self.compressed = 0  # bands compressed so far (the rest were reused)
+
+    def encode(self, rgba: np.ndarray) -> bytes:
+        """The PNG of ``rgba``."""
+        height, width = rgba.shape[:2]
+        if self.last is None or self.last.shape != rgba.shape:
+            self.last, self.bands = None, [None] * -(-height // self.BAND_ROWS)
+        for i, top in enumerate(range(0, height, self.BAND_ROWS)):
+            band = rgba[top:top + self.BAND_ROWS]
+            if self.last is None or not np.array_equal(band, self.last[top:top + self.BAND_ROWS]):
+                self.bands[i] = self._deflate(_rows(band))
+        self.last = rgba.copy()
+        adler = 1
+        for _, checksum, length in self.bands:
+            adler = adler32_combine(adler, checksum, length)
+        stream = b"\x78\x01" + b"".join(d for d, _, _ in self.bands) + LAST_BLOCK + struct.pack(">I", adler)
+        return _png(width, height, stream)
+
+    def _deflate(self, rows: np.ndarray) -> tuple[bytes, int, int]:
+        self.compressed += 1
+        compressor = zlib.compressobj(1, zlib.DEFLATED, -15)  # raw deflate: no header, no checksum
+        return compressor.compress(rows) + compressor.flush(zlib.Z_FULL_FLUSH), zlib.adler32(rows), rows.nbytes
+
+
+#: An empty final deflate block (fixed codes, end-of-block only), after the bands.
+LAST_BLOCK = zlib.compressobj(1, zlib.DEFLATED, -15).flush()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,29 +290,35 @@ def encode_png(rgba: np.ndarray) -> bytes:
 
 
 class Pane:
-    """One view's figure and the widget that shows it.
+    """One view's figure and the widget that shows it, ``width`` x ``height`` CSS pixels.
 
     ``changing`` names the artists that differ from one update to the next; ``refresh()`` after
     an update shows the change, drawing the whole figure only when something else changed.
     """
 
-    def __init__(self, width: float, height: float) -> None:
+    def __init__(self, width: float, height: float, look: Look = NOTEBOOK) -> None:
         import matplotlib.pyplot as plt
 
+        inches = (width / CSS_DPI, height / CSS_DPI)
         with plt.ioff():  # never auto-shown: the dashboard shows it
-            self.figure = plt.figure(figsize=(width, height))
+            self.figure = plt.figure(figsize=inches, dpi=CSS_DPI * look.scale)
         self.layout = FrozenLayout()
         self.figure.set_layout_engine(self.layout)
         self.changing: Callable[[], Iterable[Artist]] = list
         self.background = None
         self.full_draws = self.quick_draws = 0
+        self.png = PngStream()
+        self.look = look
         if isinstance(self.figure.canvas, W.DOMWidget):  # ipympl: the canvas is the widget
             self.figure.canvas.header_visible = False
             self.widget: W.DOMWidget = self.figure.canvas
             return
         plt.close(self.figure)  # out of pyplot's list, so the inline backend never shows it too
+        self.figure.set_dpi(look.dpi)
         CachedTextCanvas(self.figure)
-        self.widget = W.Image(format="png", layout=W.Layout(max_width="100%", height="auto"))
+        # shown at its CSS size (the <img>'s width and height), narrower only if the page is
+        self.widget = W.Image(format="png", width=str(look.size(width)), height=str(look.size(height)),
+                              layout=W.Layout(max_width="100%", height="auto"))
 
     @property
     def visible(self) -> bool:
@@ -279,6 +358,13 @@ class Pane:
         """The picture last drawn, as an (height, width, 4) RGBA array (a view: copy to keep it)."""
         return np.asarray(self.figure.canvas.buffer_rgba())
 
+    def still(self) -> np.ndarray:
+        """The picture as shown, one pixel per CSS pixel (for a still of the dashboard)."""
+        if self.ipympl:
+            self.figure.canvas.draw()
+            return self.pixels().copy()
+        return one_to_one(self.pixels(), self.look.pixel_ratio)
+
 
 _ENCODER = ThreadPoolExecutor(max_workers=3, thread_name_prefix="evtsim-png")
 
@@ -293,8 +379,10 @@ def refresh_panes(panes: Iterable[Pane]) -> None:
         else:
             pane.draw()
             drawn.append(pane)
-    for pane, png in zip(drawn, _ENCODER.map(encode_png, [pane.pixels() for pane in drawn])):
+    pictures = _ENCODER.map(lambda pane: pane.png.encode(pane.pixels()), drawn)
+    for pane, png in zip(drawn, pictures):
         pane.widget.value = png
 
 
-__all__ = ["CachedTextCanvas", "CachedTextRenderer", "FrozenLayout", "Pane", "encode_png", "refresh_panes"]
+__all__ = ["CachedTextCanvas", "CachedTextRenderer", "FrozenLayout", "Pane", "PngStream", "adler32_combine",
+           "encode_png", "one_to_one", "refresh_panes"]

@@ -7,12 +7,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import ipywidgets as W
-from IPython.display import display
 
 from .. import plots
 from ..snapshot import DomainSnapshot
 from ..trace import Trace
+from . import stills
 from .canvas import Pane, refresh_panes
+from .look import NOTEBOOK, Look, stylesheet
 
 
 class Dashboard:
@@ -21,11 +22,15 @@ class Dashboard:
     ``widget`` is the root container; ``controls`` names every control; ``panes`` holds the
     figures (``pane.figure``) and the widgets that show them, ``views`` the artists drawn in
     them; ``banner`` and ``slider`` are None in the playgrounds, where ``trace`` is None too;
-    ``snapshot`` is the domain the views show now.
+    ``snapshot`` is the domain the views show now; ``look`` its sizes (``widgets.look``).
+
+    Displayed, it shows as its widgets where a kernel runs them, and as a still picture of its
+    current state (``picture()``) where none does: a saved notebook on GitHub, nbconvert.
     """
 
-    def __init__(self, panes: dict[str, Pane]) -> None:
+    def __init__(self, panes: dict[str, Pane], look: Look = NOTEBOOK) -> None:
         self.panes = panes
+        self.look = look
         self.controls: dict[str, W.Widget] = {}
         self.views: dict[str, object] = {}
         self.widget: W.Box = W.VBox()
@@ -33,13 +38,31 @@ class Dashboard:
         self.slider: W.IntSlider | None = None
         self.trace: Trace | None = None
         self.snapshot: DomainSnapshot | None = None
+        # the few rules ipywidgets' layouts cannot express; a <style> applies even where it is not displayed
+        self.style = W.HTML(stylesheet(look), layout=W.Layout(display="none"))
         self._quiet_depth = 0
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
+    def root(self, children: list[W.Widget], width: str | None = None) -> W.VBox:
+        """The root container: ``children`` and the style they need, at most ``width`` wide."""
+        box = W.VBox([self.style, *children], layout=W.Layout(max_width=width))
+        box.add_class("evtsim-dashboard")
+        box.add_class(f"evtsim-{self.look.name}")
+        return box
 
     def _repr_mimebundle_(self, **kwargs: object) -> dict:
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["image/png"] = stills.png(self.picture())
+        bundle["text/plain"] = self.describe()
+        return bundle
+
+    def describe(self) -> str:
+        """One line for a reader who sees neither the widgets nor the picture."""
+        return f"{type(self).__name__} (live widgets: run the notebook to use them)"
+
+    def picture(self) -> stills.Pixels:
+        """The shown panes, one under the other, at one pixel per CSS pixel."""
+        shown = [pane.still() for pane in self.panes.values() if pane.visible]
+        return stills.stacked(shown) if shown else stills.text_strip(self.describe(), 600, "white", "black")
 
     @contextmanager
     def quiet(self) -> Iterator[None]:

@@ -32,6 +32,7 @@ from ..trace import Call
 from .canvas import Pane
 from .controls import WIDE, button, dropdown, row
 from .dashboard import Dashboard
+from .look import CSS_DPI
 
 
 class Playground(Dashboard):
@@ -42,8 +43,8 @@ class Playground(Dashboard):
         self.shown = _boot_guest(self.world, xen, vcpus, fifo)
         self.calls: tuple[Call, ...] = ()
         self.view = "fifo" if fifo else "two_level"  # the one view, and its pane
-        height = 1.8 + 5.2 * ((vcpus + 1) // 2) if fifo else 8.0
-        super().__init__({self.view: Pane(plots.WIDTH, height)})
+        inches = 1.8 + 5.2 * ((vcpus + 1) // 2) if fifo else 8.0
+        super().__init__({self.view: Pane(plots.WIDTH * CSS_DPI, inches * CSS_DPI)})
         self.snapshot = self.take_snapshot()
         draw = plots.draw_fifo_queues if fifo else plots.draw_two_level
         self.views = {self.view: draw(self.snapshot, self.panes[self.view].figure.add_subplot())}
@@ -62,7 +63,7 @@ class Playground(Dashboard):
         rows = [row(c["port"], c["send"], c["mask"], c["unmask"], c["consume"])]
         if fifo:
             rows.append(row(c["priority"], c["set_priority"], c["vcpu"], c["bind_vcpu"]))
-        return W.VBox(rows + [c["status"], self.panes[self.view].widget])
+        return self.root(rows + [c["status"], self.panes[self.view].widget])
 
     def _wire(self, fifo: bool) -> None:
         actions = {"send": self.send, "mask": self.mask, "unmask": self.unmask, "consume": self.consume}
