@@ -241,6 +241,24 @@ def make_present(repo: Path, notebook: Path, home: Path, **variables: object) ->
         yield server
 
 
+def server_kernels(server: Server) -> list[int]:
+    """The process ids of the kernels ``server`` runs now: ipykernel processes in its session
+    (``serve`` starts each server in a session of its own). Linux: read from /proc."""
+    session, kernels = os.getsid(server.proc.pid), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) != session:
+                continue
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ProcessLookupError):  # it ended while we looked
+            continue
+        if any(b"ipykernel" in part for part in command):
+            kernels.append(int(entry.name))
+    return kernels
+
+
 @contextmanager
 def chromium() -> Iterator[object]:
     """A headless Debian Chromium, driven by playwright, closed on exit."""
