@@ -110,52 +110,12 @@ def latency(page, act, done: str) -> float:
 def open_lab_dashboard(page, lab, name: str) -> None:
     """Open the notebook, close the file browser, Run All, and wait for the dashboard."""
     support.open_notebook(page, lab, name)
-    if page.locator(".jp-FileBrowser").is_visible():
-        page.keyboard.press("Control+b")  # View > File Browser: the issue's 1366 x 768 has it closed
+    support.close_file_browser(page)
     support.run_all_cells(page)
     page.locator(".evtsim-dashboard img").first.wait_for(timeout=CELL_TIMEOUT_MS)
     support.wait_until_cells_ran(page)
     page.locator(".evtsim-pong").first.wait_for()
     page.wait_for_timeout(1000)
-
-
-#: What must be on screen together: a selector, and whether only its visible elements count.
-ONE_SCREEN = {"controls": ".evtsim-controls", "shortcuts": ".evtsim-shortcuts", "banner": ".evtsim-banner",
-              "step slider": ".evtsim-steps", "ABI view": ".evtsim-abi img", "frame map": ".evtsim-frames img"}
-
-BOXES = """selectors => {
-  const dash = document.querySelector('.evtsim-dashboard');
-  dash.scrollIntoView({block: 'start'});
-  // what of the page shows: the viewport, cut down by every ancestor that clips (Lab's notebook panel)
-  let view = [0, 0, innerWidth, innerHeight];
-  for (let a = dash.parentElement; a && a !== document.body; a = a.parentElement) {
-    const style = getComputedStyle(a);
-    if (style.overflowX === 'visible' && style.overflowY === 'visible') continue;
-    const r = a.getBoundingClientRect();
-    view = [Math.max(view[0], r.left), Math.max(view[1], r.top), Math.min(view[2], r.right), Math.min(view[3], r.bottom)];
-  }
-  const out = {__view: view};
-  for (const [name, selector] of Object.entries(selectors)) {
-    const shown = [...document.querySelectorAll(selector)].filter(e => e.offsetParent !== null);
-    out[name] = shown.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; });
-  }
-  return out;
-}"""
-
-
-def off_screen(page) -> list[str]:
-    """The one-screen elements not wholly inside the viewport and the notebook's visible area
-    (an empty list means they fit together, without scrolling)."""
-    boxes = page.evaluate(BOXES, ONE_SCREEN)
-    page.wait_for_timeout(300)
-    boxes = page.evaluate(BOXES, ONE_SCREEN)  # again, once the scroll has settled
-    left, top, right, bottom = boxes.pop("__view")
-    missing = []
-    for name, found in boxes.items():
-        inside = [b for b in found if b[0] >= left - 1 and b[1] >= top - 1 and b[2] <= right + 1 and b[3] <= bottom + 1]
-        if not found or len(inside) < len(found):
-            missing.append(name)
-    return missing
 
 
 def slider_keys(page, tries: int) -> list[float]:
@@ -183,7 +143,7 @@ def measure_lab(browser, tries: int, pixel_ratio: float, home: Path) -> dict[str
         page = context.new_page()
         page.set_default_timeout(CELL_TIMEOUT_MS)
         open_lab_dashboard(page, lab, name)
-        missing = off_screen(page)
+        missing = support.off_screen(page)
         page.evaluate(WATCH)
         ping = page.locator("button:has-text('ping')").first
         toggle = page.locator(".evtsim-shortcuts .widget-toggle-button").first
@@ -207,7 +167,7 @@ def voila_kernels_after_close(browser, home: Path) -> int | None:
             page.locator(".evtsim-dashboard img").first.wait_for(timeout=CELL_TIMEOUT_MS)
             page.close(run_before_unload=True)
         time.sleep(5)  # let the server notice the closed pages
-        return len(support.server_kernels(server))
+        return len(server.kernels())
 
 
 def summary(results: dict[str, object]) -> dict[str, object]:

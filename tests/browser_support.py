@@ -29,7 +29,6 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync"]
-VIEWPORT = {"width": 1280, "height": 900}  # fixed, so the README screenshots stay comparable
 SERVER_START_TIMEOUT = 90.0  # seconds; it takes about 2 s, but a cold CI disk is slow
 # "Would you like to get notified about official Jupyter news?" ignores --LabApp.news_url=None.
 NEWS_SETTINGS = ("@jupyterlab/apputils-extension/notification.jupyterlab-settings",
@@ -241,24 +240,6 @@ def make_present(repo: Path, notebook: Path, home: Path, **variables: object) ->
         yield server
 
 
-def server_kernels(server: Server) -> list[int]:
-    """The process ids of the kernels ``server`` runs now: ipykernel processes in its session
-    (``serve`` starts each server in a session of its own). Linux: read from /proc."""
-    session, kernels = os.getsid(server.proc.pid), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if os.getsid(int(entry.name)) != session:
-                continue
-            command = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ProcessLookupError):  # it ended while we looked
-            continue
-        if any(b"ipykernel" in part for part in command):
-            kernels.append(int(entry.name))
-    return kernels
-
-
 @contextmanager
 def chromium() -> Iterator[object]:
     """A headless Debian Chromium, driven by playwright, closed on exit."""
@@ -279,6 +260,13 @@ def open_notebook(page, server: Server, name: str) -> None:
     page.goto(server.url(f"/lab/tree/{name}?reset"))
     page.wait_for_selector(".jp-Notebook .jp-Cell")
     page.wait_for_selector(".jp-StatusBar-Widget >> text=Idle")
+
+
+def close_file_browser(page) -> None:
+    """View > File Browser off (Ctrl+B), as the issue's 1366 x 768 layout has it."""
+    if page.locator(".jp-FileBrowser").is_visible():
+        page.keyboard.press("Control+b")
+        page.locator(".jp-FileBrowser").wait_for(state="hidden")
 
 
 def run_all_cells(page) -> None:
@@ -322,29 +310,42 @@ def wait_for_new_pixels(read: Callable[[], str], before: str, timeout_ms: int) -
     return pixels
 
 
-VISIBLE_BOX = """el => {
-  el.scrollIntoView({block: "start"});
-  let r = el.getBoundingClientRect();
-  let box = {left: r.left, top: r.top, right: r.right, bottom: r.bottom};
-  for (let a = el.parentElement; a && a !== document.body; a = a.parentElement) {  // body clips via the viewport
-    const s = getComputedStyle(a);
-    if (s.overflowX === "visible" && s.overflowY === "visible") continue;
-    const p = a.getBoundingClientRect();
-    box = {left: Math.max(box.left, p.left), top: Math.max(box.top, p.top),
-           right: Math.min(box.right, p.right), bottom: Math.min(box.bottom, p.bottom)};
+#: What a learner must see together on one screen (issue 13): the controls, the outcome banner,
+#: the step slider, the ABI view shown and the frame map, by the classes the dashboard gives them.
+ONE_SCREEN = {"controls": ".evtsim-controls", "shortcuts": ".evtsim-shortcuts", "banner": ".evtsim-banner",
+              "step slider": ".evtsim-steps", "ABI view": ".evtsim-abi img", "frame map": ".evtsim-frames img"}
+
+BOXES = """selectors => {
+  const dash = document.querySelector('.evtsim-dashboard');
+  dash.scrollIntoView({block: 'start'});
+  // what of the page shows: the viewport, cut down by every ancestor that clips (Lab's notebook panel)
+  let view = [0, 0, innerWidth, innerHeight];
+  for (let a = dash.parentElement; a && a !== document.body; a = a.parentElement) {
+    const style = getComputedStyle(a);
+    if (style.overflowX === 'visible' && style.overflowY === 'visible') continue;
+    const r = a.getBoundingClientRect();
+    view = [Math.max(view[0], r.left), Math.max(view[1], r.top), Math.min(view[2], r.right), Math.min(view[3], r.bottom)];
   }
-  box = {left: Math.max(box.left, 0), top: Math.max(box.top, 0),
-         right: Math.min(box.right, innerWidth), bottom: Math.min(box.bottom, innerHeight)};
-  return {x: box.left, y: box.top, width: box.right - box.left, height: box.bottom - box.top};
+  const out = {__view: view};
+  for (const [name, selector] of Object.entries(selectors)) {
+    const shown = [...document.querySelectorAll(selector)].filter(e => e.offsetParent !== null);
+    out[name] = shown.map(e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; });
+  }
+  return out;
 }"""
 
 
-def screenshot_visible_part(page, element, path: Path) -> None:
-    """Scroll element to the top of its scroller and save what of it shows there.
-
-    A dashboard is taller than the 900-pixel viewport, and JupyterLab scrolls the notebook inside
-    a panel, so an element screenshot would show the panel's edge and blank space below it.
-    """
-    box = element.evaluate(VISIBLE_BOX)
-    page.wait_for_timeout(300)  # let the notebook's windowing paint what scrolled in
-    page.screenshot(path=path, clip=box, animations="disabled", caret="hide")
+def off_screen(page) -> list[str]:
+    """The dashboard's one-screen elements (``ONE_SCREEN``) not wholly inside the viewport and
+    the notebook's visible area once the dashboard is scrolled to the top (an empty list means
+    they fit together, without scrolling); from their bounding boxes in the page."""
+    boxes = page.evaluate(BOXES, ONE_SCREEN)
+    page.wait_for_timeout(300)
+    boxes = page.evaluate(BOXES, ONE_SCREEN)  # again, once the scroll has settled
+    left, top, right, bottom = boxes.pop("__view")
+    missing = []
+    for name, found in boxes.items():
+        inside = [b for b in found if b[0] >= left - 1 and b[1] >= top - 1 and b[2] <= right + 1 and b[3] <= bottom + 1]
+        if not found or len(inside) < len(found):
+            missing.append(name)
+    return missing

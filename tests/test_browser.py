@@ -1,10 +1,13 @@
 """The hibernation dashboard works in a real browser: in JupyterLab after Run All, and in Voila (`make present`).
 
 A learner's path, end to end: JupyterLab serves a temporary copy of notebooks/, Chromium opens
-05-hibernation-bug.ipynb and runs every cell, the dashboard's widgets render (not their text
-repr), and clicking disable_fifo turns the verdict from "memory corrupted" to "works" and redraws
-the plot. The screenshots it takes are the README's. Recipe and pitfalls: ecosystem.md section 3.
-Without Chromium or playwright these tests skip on a developer's machine and fail in CI.
+05-hibernation-bug.ipynb at 1366 x 768 with the file browser closed and runs every cell; the
+dashboard's widgets render (not their text repr), the controls, the banner, the step slider, the
+ABI view and the frame map fit on that one screen, the colours read as the issue asks, and
+clicking disable_fifo turns the verdict from "memory corrupted" to "works" and redraws the views.
+The presenter layout does the same in Voila at 1920 x 1080. The screenshots it takes are the
+README's. Recipe and pitfalls: ecosystem.md section 3. Without Chromium or playwright these
+tests skip on a developer's machine and fail in CI.
 """
 
 from __future__ import annotations
@@ -15,17 +18,18 @@ from pathlib import Path
 
 import pytest
 
+from evtsim import plots
 from evtsim.trace import VERDICTS
 from browser_support import (
-    VIEWPORT,
     chromium,
+    close_file_browser,
     copy_notebooks,
     jupyter_lab,
     make_present,
+    off_screen,
     open_notebook,
     require_tools,
     run_all_cells,
-    screenshot_visible_part,
     settle,
     status,
     wait_for_new_pixels,
@@ -37,6 +41,7 @@ NOTEBOOK = "05-hibernation-bug.ipynb"
 PRESENTER = "present-hibernation.ipynb"  # what `make present` serves
 SCREENSHOTS = ROOT / "assets" / "screenshots"
 BROKEN, FIXED = "memory corrupted", "works"
+LAPTOP, PROJECTOR = {"width": 1366, "height": 768}, {"width": 1920, "height": 1080}
 TIMEOUT_MS = 120_000  # generous: the first kernel start on a cold CI machine compiles bytecode
 VOILA_LOAD_MS = 90_000  # a Voila page shows its widgets in 3-6 s here
 KERNEL_GONE_S = 30.0  # a freed kernel's process exits within a second or two here
@@ -45,6 +50,8 @@ RELOADS = 4  # an attendee reloading the page again and again
 VERDICT = re.compile(r"^\s*(" + "|".join(map(re.escape, VERDICTS)) + ")", re.I)
 # What Lab shows instead of the views when the widget manager is missing (ecosystem.md section 3).
 TEXT_REPR = re.compile(r"\b(ToggleButton|VBox|HBox|HTML|Output|Dashboard)\(|Error displaying widget")
+# The computed colours of an element, and of the page behind it
+COLOURS = "el => { const s = getComputedStyle(el); return [s.color, s.backgroundColor]; }"
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +67,23 @@ def browser():
         yield b
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+def new_page(browser, viewport: dict):
+    context = browser.new_context(viewport=viewport, device_scale_factor=1)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
+    return context, page
+
+
+@pytest.fixture
+def page(browser):
+    context, page = new_page(browser, LAPTOP)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def projector_page(browser):
+    context, page = new_page(browser, PROJECTOR)
     yield page
     context.close()
 
@@ -88,13 +107,14 @@ class Dashboard:
     """The rendered hibernation dashboard, found by what a learner sees in it."""
 
     def __init__(self, page, timeout_ms: int = TIMEOUT_MS):
-        toggles = page.locator(".widget-toggle-button").filter(has_text=re.compile(r"disable.?fifo", re.I))
-        toggles.first.wait_for(timeout=timeout_ms)
-        self.output = page.locator(".jp-OutputArea-output").filter(has=toggles).first  # the cell's, not the figure's
-        self.toggle = self.output.locator(".widget-toggle-button").filter(has_text=re.compile(r"disable.?fifo", re.I)).first
-        self.banner = self.output.locator(".widget-html").filter(has_text=VERDICT).first
-        # the timeline pane: an Image's <img>, or ipympl's canvas
-        self.figure = self.output.locator("img, canvas").first
+        self.page = page
+        self.root = page.locator(".evtsim-dashboard").first
+        self.root.wait_for(timeout=timeout_ms)
+        self.toggle = self.root.locator(".widget-toggle-button").filter(has_text=re.compile(r"disable.?fifo", re.I)).first
+        self.banner = self.root.locator(".evtsim-banner").filter(has_text=VERDICT).first
+        self.notes = self.root.locator(".evtsim-notes").first
+        # the shown ABI view: an Image's <img>, or ipympl's canvas
+        self.figure = self.root.locator(".evtsim-abi img:visible, .evtsim-abi canvas:visible").first
         self.banner.wait_for()
         self.figure.wait_for()
 
@@ -105,6 +125,19 @@ class Dashboard:
         """The figure as a PNG data URL: the <img> source, or the canvas drawn out (ecosystem.md 3, pitfall 6)."""
         return self.figure.evaluate("el => el.tagName === 'CANVAS' ? el.toDataURL() : el.src")
 
+    def screenshot(self, name: str) -> None:
+        """The dashboard scrolled to the top of its page, the whole viewport, as a learner sees it."""
+        settle(self.page)
+        self.root.evaluate("el => el.scrollIntoView({block: 'start'})")
+        self.page.wait_for_timeout(500)  # let the notebook's windowing paint what scrolled in
+        self.page.screenshot(path=SCREENSHOTS / name, animations="disabled", caret="hide")
+
+
+def rgb(css: str) -> str:
+    """``rgb(213, 94, 0)`` as ``#d55e00``."""
+    r, g, b = (int(v) for v in re.findall(r"\d+", css)[:3])
+    return f"#{r:02x}{g:02x}{b:02x}"
+
 
 def assert_real_widgets(page) -> None:
     """The views rendered, not the text repr of the widgets, and no cell raised."""
@@ -113,33 +146,78 @@ def assert_real_widgets(page) -> None:
     assert outputs.filter(has_text="Traceback").count() == 0, outputs.filter(has_text="Traceback").first.inner_text()
 
 
+def assert_one_screen(page) -> None:
+    """The controls, the banner, the step slider, the ABI view and the frame map are all on screen
+    together, measured from their bounding boxes in the page."""
+    missing = off_screen(page)
+    assert not missing, f"off screen at {page.viewport_size}: {', '.join(missing)}"
+
+
+def assert_banner_reads(dash: Dashboard) -> None:
+    """WCAG AA: the banner's text at 4.5:1 or better on its background, as the browser paints it."""
+    ink, ground = dash.banner.locator(".widget-html-content").evaluate(COLOURS)
+    ground = dash.banner.evaluate(COLOURS)[1]
+    assert plots.contrast_ratio(rgb(ink), rgb(ground)) >= plots.MIN_CONTRAST, (ink, ground)
+
+
 def toggle_disable_fifo(page, dash: Dashboard, before_png: str | None, after_png: str | None) -> None:
-    """Click disable_fifo; check the banner goes from BROKEN to FIXED and the figure is redrawn."""
+    """Click disable_fifo; check the banner goes from BROKEN to FIXED and the views are redrawn."""
     settle(page)
     assert dash.banner_text().lower().startswith(BROKEN)
+    assert_banner_reads(dash)
     figure_before = dash.figure_pixels()
     if before_png:
-        screenshot_visible_part(page, dash.output, SCREENSHOTS / before_png)
+        dash.screenshot(before_png)
     dash.toggle.click()
     page.wait_for_function("el => el.classList.contains('mod-active')", arg=dash.toggle.element_handle())
     page.wait_for_function(f"el => el.innerText.trim().toLowerCase().startsWith('{FIXED}')",
                            arg=dash.banner.element_handle(), timeout=TIMEOUT_MS)
     assert BROKEN not in dash.banner_text().lower()
+    assert_banner_reads(dash)
     assert wait_for_new_pixels(dash.figure_pixels, figure_before, TIMEOUT_MS) != figure_before, "the plot did not change"
-    settle(page)
+    on = rgb(dash.toggle.evaluate(COLOURS)[1])
+    corrupted = plots.VERDICT_COLOURS[BROKEN]
+    assert colour_distance(on, corrupted) > 100, f"disable_fifo on ({on}) looks like {BROKEN} ({corrupted})"
     if after_png:
-        screenshot_visible_part(page, dash.output, SCREENSHOTS / after_png)
+        dash.screenshot(after_png)
 
 
-def test_jupyterlab_runs_the_hibernation_notebook_and_disable_fifo_turns_memory_corrupted_into_works(lab, page):
+def colour_distance(a: str, b: str) -> float:
+    """Euclidean distance of two colours in sRGB 0-255 (enough to tell a blue from a red)."""
+    from matplotlib.colors import to_rgb
+
+    return sum((255 * (x - y)) ** 2 for x, y in zip(to_rgb(a), to_rgb(b))) ** 0.5
+
+
+def test_jupyterlab_runs_the_hibernation_notebook_and_the_dashboard_fits_one_1366_by_768_screen(lab, page):
     assert (ROOT / "notebooks" / NOTEBOOK).exists(), f"notebooks/{NOTEBOOK} is missing"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     open_notebook(page, lab, NOTEBOOK)
+    close_file_browser(page)
     run_all_cells(page)
     dash = Dashboard(page)
     wait_until_cells_ran(page)
     assert_real_widgets(page)
+    assert_one_screen(page)
+    notes = dash.notes.evaluate("el => { const s = getComputedStyle(el);"
+                                " return [s.overflowY, el.scrollWidth <= el.clientWidth]; }")
+    assert notes == ["auto", True], "the notes must scroll when long and never be cut at the side"
     toggle_disable_fifo(page, dash, "lab-hibernation-before.png", "lab-hibernation-after.png")
+    assert_one_screen(page)
+
+
+def test_at_1920_by_1080_the_whole_dashboard_shows_at_its_own_size(lab, projector_page):
+    """Pictures are drawn at the size they are shown, not stretched to a wide page."""
+    page = projector_page
+    open_notebook(page, lab, NOTEBOOK)
+    close_file_browser(page)
+    run_all_cells(page)
+    dash = Dashboard(page)
+    wait_until_cells_ran(page)
+    assert_one_screen(page)
+    shown = dash.figure.evaluate("el => [el.getBoundingClientRect().width, el.getAttribute('width')]")
+    assert shown[0] == pytest.approx(float(shown[1]), abs=1), "the picture is shown at the size it was drawn"
+    dash.screenshot("lab-hibernation-1920.png")
 
 
 def open_presenter(page, server) -> Dashboard:
@@ -159,10 +237,15 @@ def open_presenter(page, server) -> Dashboard:
                     f"(see the Makefile's VOILA_CONFIG)? Voila's log:\n{server.log_tail()}")
 
 
-def test_voila_presents_the_dashboard_and_disable_fifo_turns_memory_corrupted_into_works(presenter, page):
+def test_voila_presents_the_dashboard_larger_on_one_1920_by_1080_screen_and_disable_fifo_works(presenter,
+                                                                                               projector_page):
+    page = projector_page
     dash = open_presenter(page, presenter)
     assert_real_widgets(page)
-    toggle_disable_fifo(page, dash, None, None)
+    assert_one_screen(page)
+    size = dash.banner.locator(".widget-html-content").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
+    assert size >= 19, "the presenter layout's text is half as large again as the notebook's 13 px"
+    toggle_disable_fifo(page, dash, "voila-presenter-before.png", None)
 
 
 def wait_for_kernel_count(server, count: int, timeout: float = KERNEL_GONE_S) -> int:
@@ -187,7 +270,7 @@ def test_reloading_and_closing_the_presenter_page_frees_its_kernel_each_time(pre
     """The page's beforeunload beacon shuts its kernel down (tools/voila/voila.py gives it the
     _xsrf cookie the request needs): reloads keep one kernel, closing the tab leaves none."""
     before = len(presenter.kernels())
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(viewport=PROJECTOR)
     page = context.new_page()
     open_presenter(page, presenter)
     assert wait_for_kernel_count(presenter, before + 1) == before + 1
@@ -205,7 +288,7 @@ def test_a_kernel_whose_page_vanished_without_a_word_is_culled(served, browser, 
     has been idle PRESENT_CULL_IDLE seconds (MappingKernelManager.cull_idle_timeout)."""
     require_tools(("playwright", "voila"))
     with make_present(ROOT, served / PRESENTER, tmp_path, PRESENT_CULL_IDLE=2, PRESENT_CULL_INTERVAL=1) as server:
-        context = browser.new_context(viewport=VIEWPORT)
+        context = browser.new_context(viewport=PROJECTOR)
         page = context.new_page()
         open_presenter(page, server)
         assert len(server.kernels()) == 1

@@ -110,9 +110,10 @@ def test_unticking_xen_fifo_events_chooses_fix_fifo_events_0_and_the_guest_works
     assert dash.trace.outcome.verdict == "works"
 
 
-def test_the_fix_description_is_shown_beside_the_fix_dropdown(dash):
+def test_the_banner_says_under_the_outcome_what_the_fix_run_was(dash):
     dash.controls["fix"].value = "xsm"
-    assert text(dash.controls["fix_description"]) == hibernation.FIXES["xsm"]
+    assert text(dash.banner).endswith("fix xsm: " + hibernation.FIXES["xsm"])
+    assert text(dash.banner).startswith(f"<b>{dash.trace.outcome.summary}</b><br>")
 
 
 def test_the_errno_dropdown_is_disabled_with_the_reason_when_the_fix_ignores_it(dash):

@@ -59,8 +59,10 @@ class FifoArtists(View):
     set: Setters = field(default_factory=Setters)
 
     def changing(self) -> list[Artist]:
-        """What differs from one snapshot to the next (a dashboard redraws only these)."""
-        return [self.ax.title, self.nodes, self.links, self.heads, self.ready, self.broken, *self.node_labels.texts,
+        """What differs from one snapshot to the next (a dashboard redraws only these). The hatched
+        rows are not: they lie under everything else, change only when a control block's frame
+        does, and hatching is slow to draw; ``update_fifo_queues`` sets them only then."""
+        return [self.ax.title, self.nodes, self.links, self.heads, self.ready, *self.node_labels.texts,
                 *self.texts.texts, *(self.frame_texts.texts if self.compact else ())]
 
 
@@ -239,7 +241,7 @@ def _empty_row(scene: _Scene, q: QueueSnapshot, x0: float, y: float, queues: tup
 def _show_scene(a: FifoArtists, scene: _Scene) -> None:
     _set_polys(a.nodes, scene.nodes, scene.faces)
     _set_polys(a.ready, scene.ready, scene.ready_faces)
-    a.broken.set_verts(scene.broken)
+    a.set(a.broken.set_verts, scene.broken)  # in the background: set only when they change
     a.links.set_segments(scene.links)
     a.heads.set_data([seg[1][0] - 0.15 for seg in scene.links], [seg[1][1] for seg in scene.links])
     a.node_labels.show(scene.labels)

@@ -12,6 +12,7 @@ its pane alone, and the timeline's current step is a frame the browser draws ove
 from __future__ import annotations
 
 import html
+from dataclasses import replace
 
 import ipywidgets as W
 
@@ -66,7 +67,6 @@ def _hibernation_controls(p: HibernationParams, look: Look) -> dict[str, W.Widge
         "fix": dropdown("fix", list(FIXES), p.fix, FIXES[p.fix], px(175)),
         "reset_dashboard": button("reset dashboard", "every control back to how this dashboard started, last step",
                                   "undo", px(150)),
-        "fix_description": W.HTML(html.escape(FIXES[p.fix])),
         "disable_fifo": W.ToggleButton(p.fix == "disable-fifo", description="disable_fifo", icon="ban",
                                        tooltip="XEN_DOMCTL_CDF_disable_fifo ([PATCH v4]): on = fix disable-fifo",
                                        layout=W.Layout(width=px(130))),
@@ -151,7 +151,7 @@ class HibernationDashboard(Dashboard):
         side = W.VBox([frames, c["notes"]], layout=W.Layout(width=look.px(SIDE_W), flex="0 0 auto"))
         timeline = self.frame.widget if not panes["timeline"].ipympl else panes["timeline"].widget
         parts = {"controls": row(c["old_xen"], c["xen"], c["guest_fallback"], c["fix"], c["reset_dashboard"]),
-                 "shortcuts": row(c["disable_fifo"], c["errno"], c["fifo_events"], c["reset"], c["fix_description"]),
+                 "shortcuts": row(c["disable_fifo"], c["errno"], c["fifo_events"], c["reset"]),
                  "banner": self.banner, "steps": row(c["play"], c["previous"], c["step"], c["next"], c["all_ports"]),
                  "abi": abi, "frames": frames, "timeline": timeline}
         for name, part in parts.items():  # named for the browser tests and benchmark
@@ -209,7 +209,6 @@ class HibernationDashboard(Dashboard):
         """Disable the controls ``fix`` ignores, saying why; describe the fix."""
         c = self.controls
         c["fix"].tooltip = FIXES[fix]
-        c["fix_description"].value = html.escape(FIXES[fix])
         c["disable_fifo"].button_style = ON_STYLE if fix == "disable-fifo" else ""
         c["disable_fifo"].icon = "check" if fix == "disable-fifo" else "ban"
         c["errno"].disabled = fix not in ERRNO_FIXES
@@ -243,14 +242,18 @@ class HibernationDashboard(Dashboard):
         self.views["frames"].rows_shown = max(plots.frames.frame_rows(d) for r in self.trace for d in r.domains)
 
     def _refuse(self, error: Exception) -> None:
-        message = f"{type(error).__name__}: {error}".splitlines()[0]
+        message = (str(error) or type(error).__name__).splitlines()[0]  # the reason, not Python's name for it
         self.banner.style.background, self.banner.style.text_color = plots.GREY, ink_on(plots.GREY)
-        self.banner.value = html.escape(f"could not run these parameters ({message}); still showing the last run")
+        self.banner.value = (f"<b>could not run these parameters: {html.escape(message)}</b><br>"
+                             f"still showing the last run: {html.escape(self.trace.outcome.summary)}")
 
     def _show_outcome(self) -> None:
+        """The outcome, and under it what the fix run was (always two lines: nothing below moves)."""
         colour = plots.VERDICT_COLOURS[self.trace.outcome.verdict]
         self.banner.style.background, self.banner.style.text_color = colour, ink_on(colour)
-        self.banner.value = f"<b>{html.escape(self.trace.outcome.summary)}</b>"
+        fix = dict(self.trace.params)["fix"]
+        self.banner.value = (f"<b>{html.escape(self.trace.outcome.summary)}</b><br>"
+                             f"fix {html.escape(fix)}: {html.escape(FIXES[fix])}")
 
     def step_by(self, delta: int) -> None:
         """Move the slider ``delta`` steps, within its bounds."""
@@ -329,16 +332,17 @@ def _notes_html(record: Record) -> str:
 
 def hibernation_dashboard(**params: object) -> HibernationDashboard:
     """The hibernation scenario's dashboard; ``params`` (and ``seed``) start it, as in run_scenario;
-    ``presenter=True`` lays it out half as large again, for Voila on a projector.
+    ``presenter=True`` lays it out half as large again, for Voila on a 1920 x 1080 projector (a
+    number is the scale itself: ``presenter=1.2`` on a smaller one).
 
-    Controls (``dash.controls``): old_xen, xen, guest_fallback, fix (with fix_description),
-    reset_dashboard, disable_fifo, errno, fifo_events, reset (the EVTCHNOP_reset fix); play,
+    Controls (``dash.controls``): old_xen, xen, guest_fallback, fix, reset_dashboard, disable_fifo, errno, fifo_events, reset (the EVTCHNOP_reset fix); play,
     previous, step, next, all_ports; notes. ``dash.reset()`` (the reset_dashboard button) puts
     every control back as the dashboard started. Panes (``dash.panes``, one view each, in
     ``dash.views``): timeline, fifo, two_level, frames.
     """
     seed = int(params.pop("seed", 0))
-    look = PRESENTER if params.pop("presenter", False) else NOTEBOOK
+    presenter = params.pop("presenter", False)
+    look = NOTEBOOK if not presenter else PRESENTER if presenter is True else replace(PRESENTER, scale=float(presenter))
     p = make_params("hibernation", **params)  # ValueError for an unknown name or value
     p = HibernationParams(**{**vars(p), "old_xen": xen_version(p.old_xen).name, "xen": xen_version(p.xen).name})
     return HibernationDashboard(p, seed, look)

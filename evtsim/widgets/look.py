@@ -46,8 +46,8 @@ RULES = """
   line-height: 1.35; overflow-wrap: anywhere; white-space: normal; padding: 2px 6px; }
 .evtsim-dashboard .evtsim-notes .evtsim-panic { color: #A33800; font-weight: bold; }
 .evtsim-dashboard .evtsim-banner .widget-html-content { line-height: 1.3; padding: 4px 8px; }
+.evtsim-dashboard .widget-image, .evtsim-dashboard .jupyter-widget-image { margin: 0; }  /* shown at the size drawn */
 .evtsim-framed { position: relative; align-self: flex-start; }
-.evtsim-framed > .jupyter-widget-image { margin: 0; }
 .evtsim-framed > .evtsim-frame-layer {
   position: absolute; left: 0; top: 0; right: 0; bottom: 0; margin: 0; pointer-events: none; }
 .evtsim-framed > .evtsim-frame-layer > .widget-html-content { position: static; }
