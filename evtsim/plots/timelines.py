@@ -15,7 +15,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from ..abi import errno_name
-from ..scenarios import ignored_params
 from ..trace import Trace
 from .style import (
     COLOURS,
@@ -117,7 +116,8 @@ def update_timeline(a: TimelineArtists, trace: Trace, step: int | None = None) -
         _abi_lane(a, trace)
         _calls_lane(a, trace)
         _events_lane(a, trace)
-        params = " ".join(f"{k}={v}" for k, v in trace.params if k not in ignored_params(trace)) + _rows_run(trace)
+        ignored = dict(trace.ignored)  # the parameters this run did not use (the errno of most fixes)
+        params = " ".join(f"{k}={v}" for k, v in trace.params if k not in ignored) + _rows_run(trace)
         width = chars_across(a.ax, TITLE)
         a.set.title(a.ax, textwrap.fill(f"{trace.scenario} ({params})", width) + "\n"
                     + textwrap.fill(f"outcome: {trace.outcome.summary}", width), fontsize=TITLE)
