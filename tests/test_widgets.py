@@ -331,6 +331,19 @@ def test_its_display_carries_a_still_picture_of_the_current_state_for_readers_wi
     assert not np.array_equal(decode(dash._repr_mimebundle_()["image/png"])[:40], still[:40])
 
 
+def test_nbconvert_without_the_widget_state_shows_the_still_not_the_widgets_text(dash):
+    """A notebook saved without its widget state (JupyterLab's default) converted to HTML."""
+    nbformat = pytest.importorskip("nbformat")
+    nbconvert = pytest.importorskip("nbconvert")
+    bundle = dash._repr_mimebundle_()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("hibernation_dashboard()", outputs=[
+        nbformat.v4.new_output("display_data", data={k: v for k, v in bundle.items() if k != "image/png"}
+                               | {"image/png": __import__("base64").b64encode(bundle["image/png"]).decode()})])]
+    page, _ = nbconvert.HTMLExporter().from_notebook_node(nb)
+    assert "data:image/png;base64," in page and "VBox(children" not in page
+
+
 def test_the_still_frames_the_step_shown_as_the_page_does(dash):
     dash.slider.value = 2
     timeline = dash.panes["timeline"].still()

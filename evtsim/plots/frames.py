@@ -11,6 +11,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.collections import PolyCollection
 from matplotlib.text import Text
+from matplotlib.transforms import ScaledTranslation
 
 from ..snapshot import DomainSnapshot
 from .style import (
@@ -45,19 +46,21 @@ class FrameMapArtists(View):
     counts: TextPool  # Xen's write count in each written frame
     rows: TextPool  # the gfn that starts each row
     contents: TextPool  # what a short row's frames hold, after its last cell
-    mappings: Text  # the x label: one line per frame Xen maps
+    mappings: Text  # under the frames, one line per frame Xen maps (the x label keeps its room)
     rows_shown: int = 3  # room for at least this many rows (a dashboard keeps one size for a whole trace)
     set: Setters = field(default_factory=Setters)
 
     def changing(self) -> list[Artist]:
         """What differs from one snapshot to the next (a dashboard redraws only these): the write
-        counts and what they sit on. The cells and the labels beside them change only when
-        frames change hands; ``update_frame_map`` sets them only then, in the background."""
-        return [self.ax.title, self.mapped, self.hazards, *self.counts.texts]
+        counts, the cells they sit on, and the mappings under them. The gfn and contents labels
+        beside the rows change only when frames change hands; ``update_frame_map`` sets them only
+        then, in the background."""
+        return [self.ax.title, self.cells, self.mapped, self.hazards, *self.counts.texts, self.mappings]
 
 
 COLUMNS = 32
 NARROW = 7.0  # inches: a figure narrower than this has its legend under the frames
+LABEL_PAD = 4.0  # points between the frames and the mapping lines under them
 ROLES = {"shared_info": "shared_info", "control block": "control_block", "event channels": "event_array",
          "image": "image", "restored": "image"}
 ROLE_NAMES = {"shared_info": "shared_info", "control_block": "FIFO control block", "event_array": "event-array page",
@@ -84,8 +87,10 @@ def draw_frame_map(snapshot: DomainSnapshot, ax: Axes | None = None) -> FrameMap
     a = FrameMapArtists(ax, _polys(ax, edgecolors="white", linewidths=0.5),
                         _polys(ax, facecolors="none", edgecolors="black", linewidths=1.6),
                         _polys(ax, facecolors=COLOURS["hazard"], edgecolors="black", hatch="//", linewidths=1.6),
-                        TextPool(ax, fontweight="bold"), TextPool(ax, ha="right"),
-                        TextPool(ax, ha="left"), ax.xaxis.label)
+                        TextPool(ax, fontweight="bold", bbox=None), TextPool(ax, ha="right"),
+                        TextPool(ax, ha="left"),
+                        ax.text(0, 0, "", ha="left", va="top", multialignment="left", in_layout=False,
+                                transform=ax.transAxes + ScaledTranslation(0, -LABEL_PAD / 72, ax.figure.dpi_scale_trans)))
     ax.set_xticks([])
     ax.set_yticks([])
     _plain(ax)
@@ -106,11 +111,10 @@ def update_frame_map(a: FrameMapArtists, snapshot: DomainSnapshot) -> None:
     s = snapshot
     places = _frame_places(s.frames)
     boxes = [_rect(c + 0.05, r + 0.05, 0.9, 0.9) for r, c in places]
-    a.set(_set_polys, a.cells, boxes, [COLOURS[_role(f.content)] for f in s.frames])
+    _set_polys(a.cells, boxes, [COLOURS[_role(f.content)] for f in s.frames])
     a.mapped.set_verts([b for b, f in zip(boxes, s.frames) if f.xen_mapping and not _is_hazard(f)])
     a.hazards.set_verts([b for b, f in zip(boxes, s.frames) if _is_hazard(f)])
-    a.counts.show(Label(c + 0.5, r + 0.5, str(f.xen_writes), {"color": ink_on(_cell_colour(f))})
-                  for (r, c), f in zip(places, s.frames) if f.xen_writes)
+    a.counts.show(_count(f, r, c) for (r, c), f in zip(places, s.frames) if f.xen_writes)
     starts = [(r, f.gfn) for (r, c), f in zip(places, s.frames) if c == 0]
     a.rows.show(Label(-0.2, r + 0.5, f"{gfn:#x}") for r, gfn in starts)
     a.contents.show(_row_contents(places, s.frames, chars_across(a.ax, SMALL) / (COLUMNS + 3)))
@@ -118,7 +122,9 @@ def update_frame_map(a: FrameMapArtists, snapshot: DomainSnapshot) -> None:
     # draws its label with the background, so a new mapping means a whole redraw, as it should
     narrow = inches_across(a.ax) < NARROW
     width = int((0.9 if narrow else 0.68) * chars_across(a.ax, SMALL if narrow else FONT))
-    a.set(_label_below, a.ax, _mapping_lines(s, width), SMALL if narrow else FONT)
+    lines, size = _mapping_lines(s, width), SMALL if narrow else FONT
+    a.mappings.set(text=lines, fontsize=size)
+    a.set(_room_below, a.ax, lines.count("\n") + 1, size)
     a.set(a.ax.set_xlim, -2.6, COLUMNS)
     a.set(a.ax.set_ylim, max(frame_rows(s), a.rows_shown), 0)
     hazards = sum(_is_hazard(f) for f in s.frames)
@@ -130,10 +136,11 @@ def update_frame_map(a: FrameMapArtists, snapshot: DomainSnapshot) -> None:
                 color=COLOURS["hazard"] if hazards else "black")
 
 
-def _label_below(ax: Axes, text: str, size: float) -> None:
-    """The x label, left-aligned; the figure is marked stale, which the axis's own setter does
-    not do (matplotlib's Axis has no stale callback), so a dashboard redraws the background."""
-    ax.set_xlabel(text, loc="left", fontsize=size, multialignment="left")
+def _room_below(ax: Axes, lines: int, size: float) -> None:
+    """An x label of ``lines`` blank lines: constrained layout keeps that much room under the
+    frames, where the mapping lines are drawn (as a text of their own, so a dashboard can redraw
+    them alone). The figure is marked stale, as the axis's own setter does not."""
+    ax.set_xlabel("\n".join([" "] * lines), fontsize=size, labelpad=LABEL_PAD)
     ax.stale = True
 
 
@@ -152,6 +159,15 @@ def _frame_places(frames) -> list[tuple[int, int]]:
         places.append((row, col))
         col, last = col + 1, f.gfn
     return places
+
+
+def _count(frame, row: int, column: int) -> Label:
+    """Xen's writes into a frame, in its cell: on a white patch over a hatched hazard (the
+    hatching would run through the digits), else in whichever ink reads on the cell's colour."""
+    if _is_hazard(frame):
+        patch = {"boxstyle": "round,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.9}
+        return Label(column + 0.5, row + 0.5, str(frame.xen_writes), {"color": "black", "bbox": patch})
+    return Label(column + 0.5, row + 0.5, str(frame.xen_writes), {"color": ink_on(_cell_colour(frame))})
 
 
 def _cell_colour(frame) -> str:
