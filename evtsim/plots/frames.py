@@ -48,14 +48,14 @@ class FrameMapArtists(View):
     contents: TextPool  # what a short row's frames hold, after its last cell
     mappings: Text  # under the frames, one line per frame Xen maps (the x label keeps its room)
     rows_shown: int = 3  # room for at least this many rows (a dashboard keeps one size for a whole trace)
+    lines_shown: int = 1  # room under the frames for at least this many mapping lines (likewise)
     set: Setters = field(default_factory=Setters)
 
     def changing(self) -> list[Artist]:
-        """What differs from one snapshot to the next (a dashboard redraws only these): the write
-        counts, the cells they sit on, and the mappings under them. The gfn and contents labels
-        beside the rows change only when frames change hands; ``update_frame_map`` sets them only
-        then, in the background."""
-        return [self.ax.title, self.cells, self.mapped, self.hazards, *self.counts.texts, self.mappings]
+        """What differs from one snapshot to the next (a dashboard redraws only these): all of
+        the map; the legend and the room kept for it (``rows_shown``, ``lines_shown``) stay."""
+        return [self.ax.title, self.cells, self.mapped, self.hazards, *self.counts.texts, *self.rows.texts,
+                *self.contents.texts, self.mappings]
 
 
 COLUMNS = 32
@@ -124,7 +124,7 @@ def update_frame_map(a: FrameMapArtists, snapshot: DomainSnapshot) -> None:
     width = int((0.9 if narrow else 0.68) * chars_across(a.ax, SMALL if narrow else FONT))
     lines, size = _mapping_lines(s, width), SMALL if narrow else FONT
     a.mappings.set(text=lines, fontsize=size)
-    a.set(_room_below, a.ax, lines.count("\n") + 1, size)
+    a.set(_room_below, a.ax, max(lines.count("\n") + 1, a.lines_shown), size)
     a.set(a.ax.set_xlim, -2.6, COLUMNS)
     a.set(a.ax.set_ylim, max(frame_rows(s), a.rows_shown), 0)
     hazards = sum(_is_hazard(f) for f in s.frames)

@@ -237,9 +237,12 @@ class HibernationDashboard(Dashboard):
         self.show(self.slider.value)
 
     def _size_frames(self) -> None:
-        """Room in the frame map for the most rows any step of the trace needs: it does not
-        stretch and squeeze from step to step."""
-        self.views["frames"].rows_shown = max(plots.frames.frame_rows(d) for r in self.trace for d in r.domains)
+        """Room in the frame map for the most rows any step of the trace needs, and for as many
+        mapping lines as Xen can map frames (shared_info, a control block per vCPU, an event-array
+        page or two): it neither stretches nor jumps from step to step or run to run."""
+        frames = self.views["frames"]
+        frames.rows_shown = max(plots.frames.frame_rows(d) for r in self.trace for d in r.domains)
+        frames.lines_shown = self.fixed["vcpus"] + 3
 
     def _refuse(self, error: Exception) -> None:
         message = (str(error) or type(error).__name__).splitlines()[0]  # the reason, not Python's name for it
