@@ -40,6 +40,7 @@ TARGETS = {"toggle_ms_p50": 100.0, "slider_ms_p50": 60.0}
 TRIES, QUICK_TRIES = 12, 3
 VIEWPORT = {"width": 1366, "height": 768}
 PRESENT_OPENS = 5
+KERNEL_GONE_S = 30.0  # as tests/test_browser.py: a freed kernel exits within a second or two
 QUIET_MS = 800  # no new picture for this long: the change is over
 CELL_TIMEOUT_MS = 120_000
 
@@ -160,14 +161,21 @@ def voila_kernels_after_close(browser, home: Path) -> int | None:
     if support.missing_tools(("playwright", "voila")):
         return None
     served = support.copy_notebooks(ROOT / "notebooks", home / "present")
+    contexts = []
     with support.make_present(ROOT, served / "present-hibernation.ipynb", home / "voila-home") as server:
         for _ in range(PRESENT_OPENS):
-            page = browser.new_page(viewport=VIEWPORT)
+            contexts.append(browser.new_context(viewport=VIEWPORT))  # a page of its own, as a browser tab
+            page = contexts[-1].new_page()
             page.goto(server.url("/"), wait_until="commit")
             page.locator(".evtsim-dashboard img").first.wait_for(timeout=CELL_TIMEOUT_MS)
-            page.close(run_before_unload=True)
-        time.sleep(5)  # let the server notice the closed pages
-        return len(server.kernels())
+            page.close(run_before_unload=True)  # as a tab closes: its beforeunload beacon runs
+        deadline = time.monotonic() + KERNEL_GONE_S  # a freed kernel's process takes a moment to exit
+        while server.kernels() and time.monotonic() < deadline:
+            time.sleep(0.25)
+        left = len(server.kernels())
+    for context in contexts:
+        context.close()
+    return left
 
 
 def summary(results: dict[str, object]) -> dict[str, object]:

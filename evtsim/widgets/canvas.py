@@ -371,17 +371,17 @@ _ENCODER = ThreadPoolExecutor(max_workers=3, thread_name_prefix="evtsim-png")
 
 def refresh_panes(panes: Iterable[Pane]) -> None:
     """Show each pane as its figure is now: ipympl draws its own; the others are redrawn (see
-    the module's docstring) one after the other, then encoded side by side into their Images."""
-    drawn = []
+    the module's docstring) one after the other, each encoded in another thread while the next
+    is drawn (zlib lets go of the interpreter while it compresses)."""
+    encoding = []
     for pane in panes:
         if pane.ipympl:
             pane.figure.canvas.draw_idle()
         else:
             pane.draw()
-            drawn.append(pane)
-    pictures = _ENCODER.map(lambda pane: pane.png.encode(pane.pixels()), drawn)
-    for pane, png in zip(drawn, pictures):
-        pane.widget.value = png
+            encoding.append((pane, _ENCODER.submit(pane.png.encode, pane.pixels())))
+    for pane, png in encoding:
+        pane.widget.value = png.result()
 
 
 __all__ = ["CachedTextCanvas", "CachedTextRenderer", "FrozenLayout", "Pane", "PngStream", "adler32_combine",
