@@ -186,10 +186,11 @@ def test_the_banner_text_reads_at_4_5_to_1_or_better_on_every_verdict_and_on_a_r
 
 
 def test_disable_fifo_on_is_not_dressed_as_a_verdict(dash):
-    """ipywidgets' warning and danger styles are the orange and red of the verdicts."""
+    """ipywidgets' warning, danger, success and info styles are the orange, red and greens of
+    the verdicts (the browser tests compare the colours as painted)."""
     toggle = dash.controls["disable_fifo"]
     toggle.value = True
-    assert toggle.button_style == hibernation.ON_STYLE not in ("warning", "danger") and toggle.icon == "check"
+    assert toggle.button_style == hibernation.ON_STYLE == "primary" and toggle.icon == "check"
     toggle.value = False
     assert toggle.button_style == "" and toggle.icon == "ban"
 

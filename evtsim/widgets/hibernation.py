@@ -39,9 +39,10 @@ NO_DOMAIN = "no domain exists at this step (see the notes)"
 ABI_W, ABI_H, SIDE_W, FRAMES_H, GAP, TIMELINE_H = 600, 480, 570, 300, 8, 330
 #: The ABI view grows with vCPUs beyond two (the FIFO view has a row per queue in use).
 ABI_H_PER_VCPU = 80
-#: The colour of a shortcut toggle that is on: a fix is applied, nothing is wrong (not the
-#: orange or red of a verdict). ipywidgets' "info" style.
-ON_STYLE = "info"
+#: The colour of a shortcut toggle that is on: a fix is applied, which says nothing of the
+#: outcome, so none of the verdicts' colours (ipywidgets' warning and danger are their orange and
+#: red, success and info their green): ipywidgets' "primary" blue.
+ON_STYLE = "primary"
 
 
 def _domain_of(record: Record) -> DomainSnapshot | None:
@@ -255,8 +256,8 @@ class HibernationDashboard(Dashboard):
         colour = plots.VERDICT_COLOURS[self.trace.outcome.verdict]
         self.banner.style.background, self.banner.style.text_color = colour, ink_on(colour)
         fix = dict(self.trace.params)["fix"]
-        self.banner.value = (f"<b>{html.escape(self.trace.outcome.summary)}</b><br>"
-                             f"fix {html.escape(fix)}: {html.escape(FIXES[fix])}")
+        said = FIXES[fix] if fix == "none" else f"fix {fix}: {FIXES[fix]}"  # "no fix: ..." says it already
+        self.banner.value = f"<b>{html.escape(self.trace.outcome.summary)}</b><br>{html.escape(said)}"
 
     def step_by(self, delta: int) -> None:
         """Move the slider ``delta`` steps, within its bounds."""
