@@ -177,16 +177,26 @@ def toggle_disable_fifo(page, dash: Dashboard, before_png: str | None, after_png
     assert wait_for_new_pixels(dash.figure_pixels, figure_before, TIMEOUT_MS) != figure_before, "the plot did not change"
     on = rgb(dash.toggle.evaluate(COLOURS)[1])
     for verdict, colour in plots.VERDICT_COLOURS.items():  # a fix being on says nothing of the outcome
-        assert colour_distance(on, colour) > 100, f"disable_fifo on ({on}) looks like {verdict} ({colour})"
+        assert colour_distance(on, colour) > 40, f"disable_fifo on ({on}) looks like {verdict} ({colour})"
     if after_png:
         dash.screenshot(after_png)
 
 
-def colour_distance(a: str, b: str) -> float:
-    """Euclidean distance of two colours in sRGB 0-255 (enough to tell a blue from a red)."""
+def cielab(colour: str) -> tuple[float, float, float]:
+    """CIE L*a*b* (D65) of an sRGB colour: distances there follow what the eye tells apart."""
     from matplotlib.colors import to_rgb
 
-    return sum((255 * (x - y)) ** 2 for x, y in zip(to_rgb(a), to_rgb(b))) ** 0.5
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)]
+    rows = ((0.4124, 0.3576, 0.1805), (0.2126, 0.7152, 0.0722), (0.0193, 0.1192, 0.9505))
+    white = (0.95047, 1.0, 1.08883)
+    x, y, z = (sum(k * c for k, c in zip(row, linear)) / w for row, w in zip(rows, white))
+    f = [t ** (1 / 3) if t > 0.008856 else 7.787 * t + 16 / 116 for t in (x, y, z)]
+    return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
+
+
+def colour_distance(a: str, b: str) -> float:
+    """CIE76 colour difference: about 2 is just noticeable, above 20 two different colours."""
+    return sum((p - q) ** 2 for p, q in zip(cielab(a), cielab(b))) ** 0.5
 
 
 def test_jupyterlab_runs_the_hibernation_notebook_and_the_dashboard_fits_one_1366_by_768_screen(lab, page):

@@ -356,6 +356,13 @@ def test_the_still_frames_the_step_shown_as_the_page_does(dash):
     assert np.array_equal(framed[centre], timeline[centre])  # inside the frame: the cell's own colour
 
 
+def test_pixel_ratio_1_draws_the_same_panes_with_a_quarter_of_the_pixels():
+    sharp, plain = widgets.hibernation_dashboard(), widgets.hibernation_dashboard(pixel_ratio=1)
+    for name, pane in plain.panes.items():
+        assert pane.widget.width == sharp.panes[name].widget.width  # shown at the same size
+        assert 2 * pane.pixels().shape[0] == sharp.panes[name].pixels().shape[0]
+
+
 def test_the_presenter_look_draws_everything_half_as_large_again():
     d = widgets.hibernation_dashboard(presenter=True)
     notebook = widgets.hibernation_dashboard()

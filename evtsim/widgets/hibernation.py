@@ -337,7 +337,9 @@ def _notes_html(record: Record) -> str:
 def hibernation_dashboard(**params: object) -> HibernationDashboard:
     """The hibernation scenario's dashboard; ``params`` (and ``seed``) start it, as in run_scenario;
     ``presenter=True`` lays it out half as large again, for Voila on a 1920 x 1080 projector (a
-    number is the scale itself: ``presenter=1.2`` on a smaller one).
+    number is the scale itself: ``presenter=1.2`` on a smaller one). ``pixel_ratio`` is how many
+    device pixels the pictures have per CSS pixel: 2 (the default) is sharp on high-DPI screens;
+    1 draws and sends a quarter of the pixels, as much as a screen without high DPI shows.
 
     Controls (``dash.controls``): old_xen, xen, guest_fallback, fix, reset_dashboard, disable_fifo, errno, fifo_events, reset (the EVTCHNOP_reset fix); play,
     previous, step, next, all_ports; notes. ``dash.reset()`` (the reset_dashboard button) puts
@@ -347,6 +349,7 @@ def hibernation_dashboard(**params: object) -> HibernationDashboard:
     seed = int(params.pop("seed", 0))
     presenter = params.pop("presenter", False)
     look = NOTEBOOK if not presenter else PRESENTER if presenter is True else replace(PRESENTER, scale=float(presenter))
+    look = replace(look, pixel_ratio=float(params.pop("pixel_ratio", look.pixel_ratio)))
     p = make_params("hibernation", **params)  # ValueError for an unknown name or value
     p = HibernationParams(**{**vars(p), "old_xen": xen_version(p.old_xen).name, "xen": xen_version(p.xen).name})
     return HibernationDashboard(p, seed, look)
