@@ -81,9 +81,14 @@ FOOTNOTES = {
 FOOTNOTE_WIDTH = {True: 100, False: 150}  # characters a line has room for: compact, full
 
 
+def full_height(vcpus: int) -> float:
+    """The inches every queue of ``vcpus`` vCPUs needs, laid out in full (two vCPUs abreast)."""
+    return 1.8 + 5.2 * ((vcpus + 1) // 2)
+
+
 def draw_fifo_queues(snapshot: DomainSnapshot, ax: Axes | None = None, compact: bool = False) -> FifoArtists:
     """Every vCPU's FIFO queues as linked lists, READY bits, and the event-array pages."""
-    ax = ax or _new_axes(4.5 if compact else 1.8 + 5.2 * ((len(snapshot.vcpus) + 1) // 2))
+    ax = ax or _new_axes(4.5 if compact else full_height(len(snapshot.vcpus)))
     a = FifoArtists(ax, _polys(ax, edgecolors=EDGE, linewidths=0.8, zorder=2),
                     _lines(ax, colors="black", linewidths=0.9, zorder=2),
                     ax.plot([], [], ">", color="black", markersize=4, zorder=2)[0],

@@ -82,10 +82,9 @@ class Dashboard:
         self.slider.value = min(max(self.slider.value + delta, self.slider.min), self.slider.max)
 
     def show_outcome(self) -> None:
-        """The banner: the trace's outcome on its verdict's colour."""
-        verdict = self.trace.outcome.verdict
-        self.banner.style.background = plots.VERDICT_COLOURS[verdict]
-        self.banner.style.text_color = "black" if verdict == "events lost" else "white"
+        """The banner: the trace's outcome on its verdict's colour, in the ink that reads on it."""
+        colour = plots.VERDICT_COLOURS[self.trace.outcome.verdict]
+        self.banner.style.background, self.banner.style.text_color = colour, plots.ink_on(colour)
         self.banner.value = f"<b>{html.escape(self.trace.outcome.summary)}</b>"
 
     def observe(self, name: str, handler: Callable[[object], None]) -> None:

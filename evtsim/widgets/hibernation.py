@@ -233,7 +233,7 @@ class HibernationDashboard(Dashboard):
             self.slider.max = len(trace) - 1
             if at_end:
                 self.slider.value = self.slider.max
-        self._show_outcome()
+        self.show_outcome()
         self._size_frames()
         self.show(self.slider.value)
 
@@ -251,17 +251,13 @@ class HibernationDashboard(Dashboard):
         self.banner.value = (f"<b>could not run these parameters: {html.escape(message)}</b><br>"
                              f"still showing the last run: {html.escape(self.trace.outcome.summary)}")
 
-    def _show_outcome(self) -> None:
+    def show_outcome(self) -> None:
         """The outcome, and under it what the fix run was (always two lines: nothing below moves)."""
         colour = plots.VERDICT_COLOURS[self.trace.outcome.verdict]
         self.banner.style.background, self.banner.style.text_color = colour, ink_on(colour)
         fix = dict(self.trace.params)["fix"]
         said = FIXES[fix] if fix == "none" else f"fix {fix}: {FIXES[fix]}"  # "no fix: ..." says it already
         self.banner.value = f"<b>{html.escape(self.trace.outcome.summary)}</b><br>{html.escape(said)}"
-
-    def step_by(self, delta: int) -> None:
-        """Move the slider ``delta`` steps, within its bounds."""
-        self.slider.value = min(max(self.slider.value + delta, self.slider.min), self.slider.max)
 
     def show_all_ports(self, on: bool) -> None:
         """The whole 2-level grid (on) or its corner with the bound ports (off)."""

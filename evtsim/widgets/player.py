@@ -15,7 +15,11 @@ from ..trace import Trace
 from .canvas import Pane
 from .controls import row
 from .dashboard import Dashboard
-from .hibernation import _domain_of, _heights, _notes_html, _step_controls
+from .hibernation import _domain_of, _notes_html, _step_controls
+from .look import CSS_DPI, NOTEBOOK
+
+#: The full views of the playgrounds: a notebook's width, and as high as the guest's vCPUs need.
+WIDTH, TWO_LEVEL_HEIGHT = plots.WIDTH * CSS_DPI, 8.0 * CSS_DPI
 
 
 class TracePlayer(Dashboard):
@@ -26,9 +30,11 @@ class TracePlayer(Dashboard):
         if first is None:
             raise ValueError(f"trace {trace.scenario!r} has no domain snapshot to show")
         self.view_name = "fifo" if first.abi == "fifo" else "two_level"
-        super().__init__({self.view_name: Pane(plots.WIDTH, _heights(len(first.vcpus))[self.view_name])})
+        height = plots.queues.full_height(len(first.vcpus)) * CSS_DPI if self.view_name == "fifo" else TWO_LEVEL_HEIGHT
+        super().__init__({self.view_name: Pane(WIDTH, max(height, TWO_LEVEL_HEIGHT))})
         self.trace = trace
-        self.controls = _step_controls(len(trace) - 1, min(max(step, 0), len(trace) - 1))
+        self.controls = _step_controls(len(trace) - 1, min(max(step, 0), len(trace) - 1), NOTEBOOK)
+        self.controls["notes"].layout.width = f"{WIDTH:.0f}px"  # as wide as the view under it
         self.slider = self.controls["step"]
         self.banner = W.HTML(layout=W.Layout(padding="2px 8px"))
         draw = plots.draw_fifo_queues if self.view_name == "fifo" else plots.draw_two_level
@@ -36,8 +42,8 @@ class TracePlayer(Dashboard):
         self.views = {self.view_name: view}
         self.panes[self.view_name].changing = view.changing
         c = self.controls
-        self.widget = W.VBox([self.banner, row(c["play"], c["previous"], c["step"], c["next"]), c["notes"],
-                              self.panes[self.view_name].widget])
+        self.widget = self.root([self.banner, row(c["play"], c["previous"], c["step"], c["next"]), c["notes"],
+                                 self.panes[self.view_name].widget])
         self.observe("step", self.show)
         c["previous"].on_click(lambda _: self.step_by(-1))
         c["next"].on_click(lambda _: self.step_by(1))

@@ -43,7 +43,7 @@ class Playground(Dashboard):
         self.shown = _boot_guest(self.world, xen, vcpus, fifo)
         self.calls: tuple[Call, ...] = ()
         self.view = "fifo" if fifo else "two_level"  # the one view, and its pane
-        inches = 1.8 + 5.2 * ((vcpus + 1) // 2) if fifo else 8.0
+        inches = plots.queues.full_height(vcpus) if fifo else 8.0
         super().__init__({self.view: Pane(plots.WIDTH * CSS_DPI, inches * CSS_DPI)})
         self.snapshot = self.take_snapshot()
         draw = plots.draw_fifo_queues if fifo else plots.draw_two_level
