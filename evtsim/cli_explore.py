@@ -8,7 +8,8 @@
 
 Exit status 0 when every invariant holds, 1 when a counterexample was found (saved with
 ``--json``), 2 with one line on stderr for a usage error (unknown model, configuration or
-safeguard, a bad bound or job count).
+safeguard, a bad bound or job count), 3 when the step bound cut a search short before any
+counterexample turned up: nothing was found, but nothing was proved either.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from . import races
 
-HOLDS, FOUND = 0, 1
+HOLDS, FOUND, INCOMPLETE = 0, 1, 3
 
 
 def add_parser(commands: argparse._SubParsersAction, usage_error: type[Exception]) -> None:
@@ -28,7 +29,8 @@ def add_parser(commands: argparse._SubParsersAction, usage_error: type[Exception
 
     p = commands.add_parser("explore", help="explore every interleaving of a protocol (evtsim.races)",
                             description="Explore every interleaving of Xen's and Linux's event-channel protocol "
-                                        "steps; exit 1 with a counterexample if an invariant breaks.")
+                                        "steps; exit 1 with a counterexample if an invariant breaks, "
+                                        "3 if the step bound cut the search short.")
     p.add_argument("model", nargs="?", help=f"one of: {', '.join(races.MODELS)}")
     p.add_argument("--list", action="store_true", help="list models, configurations and safeguards")
     p.add_argument("--config", metavar="NAME", help="one configuration (default: all of the model's)")
@@ -56,14 +58,17 @@ def cmd_explore(args: argparse.Namespace, usage_error: type[Exception]) -> int:
     configs = _check(args, usage_error)
     from .cli import say
 
-    found = None
+    found, incomplete = None, False
     for config in configs:
         result = _explore(args, config.name)
         say(result.summary())
+        incomplete |= result.bound_hit
         if result.schedule is not None and found is None:
             found = result
     if found is None:
-        return HOLDS
+        if incomplete:
+            say(f"the step bound ({args.max_steps}) cut the search short: raise --max-steps for a verdict")
+        return INCOMPLETE if incomplete else HOLDS
     _show(found, args)
     return FOUND
 

@@ -96,4 +96,4 @@ def test_a_damaged_counterexample_file_is_refused_with_one_line(capsys: pytest.C
 
 def test_a_step_bound_too_short_is_reported_as_incomplete(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run(capsys, "explore", "fifo", "--config", "two-senders", "--max-steps", "10")
-    assert status == 0 and "incomplete" in out
+    assert status == 3 and "incomplete" in out and "--max-steps" in out
