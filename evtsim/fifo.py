@@ -160,7 +160,8 @@ class Fifo:
             return
         page = port >> EVENT_WORDS_SHIFT
         words, index = self.pages[page], port & EVENT_WORD_MASK
-        fv = self.vcpus[v.vcpu_id]
+        vcpu_id = v.vcpu_id
+        fv = self.vcpus[vcpu_id]
         if fv.control_block is None:
             self._drop_without_control_block(words, index, port)
             return
@@ -177,7 +178,6 @@ class Fifo:
         # 15% of an event (measured in benchmarks/engines.py's loop), below the 0.5x target
         frame, log = self.page_frames[page], self.log
         frame.xen_writes += 1 if word & P else 2
-        frame.last_xen_write = log.clock
         if log.full:
             if not word & P:
                 log.keep(self.domid, frame, index << 2, EVENT_ARRAY, word | P)
@@ -186,34 +186,32 @@ class Fifo:
         priority = t.priority[port]
         q = fv.queues[priority]
         tail = q.tail
-        lastq = v.vcpu_id << 16 | priority  # lastq_raw(v.vcpu_id, priority), inlined
-        if t.fifo_lastq[port] == lastq:  # the usual case: the queue it was last linked on
-            if tail == port:
-                tail = 0  # e33d4257fc: it was this queue's tail, so the queue is empty now
-        else:
+        lastq = vcpu_id << 16 | priority  # lastq_raw(vcpu_id, priority), inlined
+        if t.fifo_lastq[port] != lastq:  # the port moved queue since it was last linked
             self._leave_old_queue(port, lastq)
+        elif tail == port:
+            tail = 0  # e33d4257fc: it was this queue's tail, so the queue is empty now
         q.tail = port
         # Step 5 closes each way out below: pollers last, as in Xen, and only if step 1 set
         # PENDING (written out at each return rather than through a flag: the hot path).
         if tail:  # step 4: link behind the tail, but only while the tail is still LINKED
-            if self.guest_race is not None:
-                if self.set_link(tail, port):
-                    if self.poll_mask and not word & P:
-                        evtchn_check_pollers(self.d, port)
-                    return
-            else:  # evtchn_fifo_set_link when nothing races it: its first cmpxchg succeeds
-                tail_words, tail_index = self.pages[tail >> EVENT_WORDS_SHIFT], tail & EVENT_WORD_MASK
+            if self.guest_race is None:  # evtchn_fifo_set_link unraced: its first cmpxchg succeeds
+                tail_page = tail >> EVENT_WORDS_SHIFT
+                tail_words, tail_index = self.pages[tail_page], tail & EVENT_WORD_MASK
                 tail_word = tail_words[tail_index]
                 if tail_word & L:
                     tail_words[tail_index] = tail_word = (tail_word & _NOT_BUSY_OR_LINK) | port
-                    frame = self.page_frames[tail >> EVENT_WORDS_SHIFT]
+                    frame = self.page_frames[tail_page]
                     frame.xen_writes += 1
-                    frame.last_xen_write = log.clock
                     if log.full:
                         log.keep(self.domid, frame, tail_index << 2, EVENT_ARRAY, tail_word)
                     if self.poll_mask and not word & P:
                         evtchn_check_pollers(self.d, port)
                     return  # appended to a non-empty queue: no new upcall
+            elif self.set_link(tail, port):
+                if self.poll_mask and not word & P:
+                    evtchn_check_pollers(self.d, port)
+                return
         cb = fv.control_block  # the queue was empty (or its tail consumed): port is the HEAD
         head = ControlBlockView.HEAD0 + q.priority
         if cb.words[head] != port:  # write_atomic(q->head, port): the same value changes nothing

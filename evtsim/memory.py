@@ -50,8 +50,8 @@ class Structure(str, Enum):
 class Recording(str, Enum):
     """How much of Xen's guest-memory writes to keep.
 
-    ``COUNTS`` (the cheapest) keeps, per frame, how many writes Xen made and the clock of the
-    last one: enough to find writes after a hand-over. ``FULL`` also keeps every write.
+    ``COUNTS`` (the cheapest) keeps, per frame, how many writes Xen made: enough to find writes
+    after a hand-over. ``FULL`` also keeps every write, with the clock it happened at.
     """
 
     COUNTS = "counts"
@@ -80,7 +80,6 @@ class Frame:
     content: str = "ram"
     xen_mapping: Structure | None = None
     xen_writes: int = 0
-    last_xen_write: int = -1
 
 
 class WriteLog:
@@ -102,14 +101,13 @@ class WriteLog:
         self.writes: list[XenWrite] = []
 
     def wrote(self, domid: DomId, frame: Frame, offset: int, structure: Structure, value: int) -> None:
-        """Account one Xen write of ``value`` at ``offset`` in ``frame``: count it, stamp it
-        with the clock, and keep it if ``full``.
+        """Account one Xen write of ``value`` at ``offset`` in ``frame``: count it, and keep it
+        (stamped with the clock) if ``full``.
 
         The one definition of write accounting. Only the two engines' set_pending hot paths
-        repeat its three lines inline, because a call per write costs 15-18% of an event.
+        repeat its lines inline, because a call per write costs 15-18% of an event.
         """
         frame.xen_writes += 1
-        frame.last_xen_write = self.clock
         if self.full:
             self.keep(domid, frame, offset, structure, value)
 

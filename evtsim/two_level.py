@@ -69,7 +69,6 @@ class TwoLevel:
         # (measured in benchmarks/engines.py's loop), below the 0.5x target
         frame, log = self.frame, self.log
         frame.xen_writes += 1
-        frame.last_xen_write = log.clock
         if log.full:
             log.keep(self.domid, frame, SHINFO_PENDING_OFFSET + word * self.word_size, SHARED_INFO, pending[word])
         if not self.mask[word] & bit:  # masked: the pending bit waits for EVTCHNOP_unmask

@@ -233,24 +233,24 @@ def ipi_port(d, vcpu: int, count: int = 1) -> int:
     return port
 
 
-def test_every_xen_write_is_counted_on_its_frame_with_the_clock():
+def test_every_xen_write_is_counted_on_its_frame_and_kept_with_the_clock():
     """A 2-level delivery writes the pending word, the selector and evtchn_upcall_pending
-    (facts 2.3): three writes into the shared_info frame, stamped with the hypercall's clock."""
-    xen = Xen()
+    (facts 2.3): three writes into the shared_info frame, kept (FULL) with the hypercall's clock."""
+    xen = Xen(recording=Recording.FULL)
     d = xen.domain_create(vcpus=1)
     port = ipi_port(d, 0)
     frame = d.shared_info.frame
     created = frame.xen_writes  # the wallclock and the vCPU's time record, written at creation
     op(d, EVTCHNOP_send, port=port)
     assert frame.xen_writes == created + 3
-    assert frame.last_xen_write == xen.clock
+    assert [w.clock for w in xen.log.writes[-3:]] == [xen.clock] * 3
     first = xen.clock
     xen.tick()
     xen.tick()
     d.shared_info.evtchn_pending[0] = 0  # guest acks; selector and upcall byte stay set
     op(d, EVTCHNOP_send, port=port)
     assert frame.xen_writes == created + 4  # only the pending word changed this time
-    assert frame.last_xen_write == xen.clock == first + 3
+    assert xen.log.writes[-1].clock == xen.clock == first + 3
 
 
 def test_counts_recording_keeps_no_individual_writes():
@@ -285,7 +285,7 @@ def test_write_log_stamps_writes_with_its_clock_and_the_frames_current_content()
     frame = Frame(7, content="page cache")
     log.clock = 41
     log.wrote(3, frame, 16, Structure.EVENT_ARRAY, 0x8000_0000)
-    assert frame.xen_writes == 1 and frame.last_xen_write == 41
+    assert frame.xen_writes == 1
     assert log.writes == [XenWrite(41, 3, 7, 16, Structure.EVENT_ARRAY, "page cache", 0x8000_0000)]
 
 
@@ -320,12 +320,12 @@ def test_fill_is_a_guest_write_not_counted_as_xens():
     d = xen.domain_create(vcpus=1)
     op(d, EVTCHNOP_send, port=ipi_port(d, 0))
     frame = d.shared_info.frame
-    writes, last, logged = frame.xen_writes, frame.last_xen_write, len(xen.log.writes)
+    writes, logged = frame.xen_writes, len(xen.log.writes)
     image = bytes(range(256)) * 16
     assert d.memory.fill(SHARED_INFO_GFN, image, "image page") is frame
     assert bytes(frame.data) == image
     assert frame.content == "image page"
-    assert (frame.xen_writes, frame.last_xen_write, len(xen.log.writes)) == (writes, last, logged)
+    assert (frame.xen_writes, len(xen.log.writes)) == (writes, logged)
 
 
 def test_fill_is_seen_at_once_through_the_views_of_that_frame():
@@ -358,5 +358,5 @@ def test_untouched_frame_is_zeroed_ram_and_stays_the_same_object():
     memory = GuestMemory()
     frame = memory.frame(0x42)
     assert frame.gfn == 0x42 and len(frame.data) == PAGE and not any(frame.data)
-    assert frame.content == "ram" and frame.xen_writes == 0 and frame.last_xen_write == -1
+    assert frame.content == "ram" and frame.xen_writes == 0
     assert memory.frame(0x42) is frame
