@@ -68,7 +68,7 @@ def bench_notebook(folder: Path, pixel_ratio: float) -> str:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     dashboard = ("from evtsim.widgets import hibernation as H\nfrom evtsim.widgets.look import Look\n"
-                 f"H.HibernationDashboard(H.HibernationParams(), 0, Look(pixel_ratio={pixel_ratio}))")
+                 f"H.HibernationDashboard(H.HibernationParams(), Look(pixel_ratio={pixel_ratio}))")
     nb.cells = [nbformat.v4.new_code_cell(c) for c in ("%matplotlib inline", PING, dashboard)]
     nbformat.write(nb, folder / "bench.ipynb")
     return "bench.ipynb"

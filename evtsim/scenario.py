@@ -7,7 +7,6 @@ order and freezes the world after each one, so the trace can be stepped through 
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,8 +45,7 @@ class Shown:
 class World:
     """Mutable state of a scenario run. Steps call its helpers; ``run`` reads it."""
 
-    def __init__(self, seed: int = 0) -> None:
-        self.rng = random.Random(seed)
+    def __init__(self) -> None:
         self.hosts: dict[str, Xen] = {}
         self.shown: dict[str, Shown] = {}
         self.calls: list[Call] = []
@@ -149,14 +147,14 @@ class World:
         return tuple(out)
 
 
-def run(name: str, steps: list[Step], params: dict[str, object], seed: int = 0,
+def run(name: str, steps: list[Step], params: dict[str, object],
         ignored: dict[str, str] | None = None) -> Trace:
     """Run ``steps`` in order on a fresh world; freeze it after each step; compute the outcome.
 
     The story ends at the step where a guest's kernel crashes: a dead guest runs no traffic
     and resumes nothing, so the steps after it are named in ``Trace.not_run``, not played.
     """
-    world = World(seed)
+    world = World()
     records: list[Record] = []
     totals: dict[Channel, tuple[int, int, int]] = {}
     for index, step in enumerate(steps):

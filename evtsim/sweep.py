@@ -37,7 +37,6 @@ class Row:
 
     scenario: str
     params: tuple[tuple[str, object], ...]
-    seed: int
     verdict: str
     sent: int
     delivered: int
@@ -54,9 +53,9 @@ class Row:
         return self.as_dict()[name]
 
     def as_dict(self) -> dict[str, object]:
-        """Flat: scenario, the parameters, seed, then the outcome fields."""
-        out: dict[str, object] = {"scenario": self.scenario, **dict(self.params), "seed": self.seed}
-        out.update({f.name: getattr(self, f.name) for f in dataclasses.fields(self)[3:]})
+        """Flat: scenario, the parameters, then the outcome fields."""
+        out: dict[str, object] = {"scenario": self.scenario, **dict(self.params)}
+        out.update({f.name: getattr(self, f.name) for f in dataclasses.fields(self)[2:]})
         return out
 
 
@@ -72,21 +71,21 @@ def _as_values(value: object) -> Sequence[object]:
     return tuple(value)
 
 
-def run_one(scenario: str, params: Mapping[str, object], seed: int = 0) -> Row:
+def run_one(scenario: str, params: Mapping[str, object]) -> Row:
     """Run ``scenario`` once and reduce its trace to a Row (the executors' work function)."""
-    trace = SCENARIOS[scenario].run(make_params(scenario, **params), seed)
+    trace = SCENARIOS[scenario].run(make_params(scenario, **params))
     o = trace.outcome
-    return Row(scenario, tuple(params.items()), seed, o.verdict, o.sent, o.delivered, o.lost,
+    return Row(scenario, tuple(params.items()), o.verdict, o.sent, o.delivered, o.lost,
                o.stray_writes, len(o.corrupted_frames), o.crash, o.first_loss_step,
                o.first_corruption_step, tuple(o.channels_closed))
 
 
-def run_chunk(scenario: str, runs: Sequence[Mapping[str, object]], seed: int = 0) -> list[Row]:
+def run_chunk(scenario: str, runs: Sequence[Mapping[str, object]]) -> list[Row]:
     """``run_one`` for each parameter set of ``runs``, in order: what one worker gets at a time."""
-    return [run_one(scenario, params, seed) for params in runs]
+    return [run_one(scenario, params) for params in runs]
 
 
-def sweep(scenario: str, runs: Iterable[Mapping[str, object]], *, seed: int = 0,
+def sweep(scenario: str, runs: Iterable[Mapping[str, object]], *,
           executor: Executor | None = None, progress: bool | Progress | None = None,
           chunk_size: int | None = None) -> list[Row]:
     """One Row per parameter set, in input order; bad parameters raise ValueError up front.
@@ -109,10 +108,10 @@ def sweep(scenario: str, runs: Iterable[Mapping[str, object]], *, seed: int = 0,
         if executor is None:
             rows = []
             for p in runs:
-                rows.append(run_one(scenario, p, seed))
+                rows.append(run_one(scenario, p))
                 report(len(rows))
             return rows
-        return _gather(executor, scenario, runs, seed, size, report)
+        return _gather(executor, scenario, runs, size, report)
 
 
 def _workers(executor: Executor) -> int:
@@ -128,10 +127,10 @@ def _chunk_size(runs: int, workers: int) -> int:
     return max(1, -(-runs // (workers * CHUNKS_PER_WORKER)))
 
 
-def _gather(executor: Executor, scenario: str, runs: list[Params], seed: int, size: int,
+def _gather(executor: Executor, scenario: str, runs: list[Params], size: int,
             report: Callable[[int], None]) -> list[Row]:
     """Submit the runs in chunks, collect them as they finish, return them in submission order."""
-    futures = {executor.submit(run_chunk, scenario, runs[start:start + size], seed): start
+    futures = {executor.submit(run_chunk, scenario, runs[start:start + size]): start
                for start in range(0, len(runs), size)}
     rows: list[Row | None] = [None] * len(runs)
     done = 0

@@ -1,4 +1,4 @@
-"""Golden traces: every named scenario, default parameters and seed 0, byte for byte.
+"""Golden traces: every named scenario with its default parameters, byte for byte.
 
 For each scenario in ``SCENARIOS``, ``tests/golden/<name>.txt`` holds its printed trace
 (``trace.lines()``, one line each) and ``tests/golden/<name>.json`` its trace file
@@ -25,7 +25,6 @@ from evtsim.trace import Trace
 from evtsim.tracefile import dumps, load
 
 GOLDEN = Path(__file__).parent / "golden"
-SEED = 0
 UPDATE = "run `.venv/bin/python tools/update_golden.py`, then review `git diff tests/golden`"
 
 
@@ -43,7 +42,7 @@ def golden_text(name: str, suffix: str) -> str:
 
 @pytest.fixture(scope="module")
 def traces() -> dict[str, Trace]:
-    return {name: run_scenario(name, seed=SEED) for name in SCENARIOS}
+    return {name: run_scenario(name) for name in SCENARIOS}
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".json"])
@@ -66,7 +65,7 @@ def test_every_golden_file_belongs_to_a_scenario() -> None:
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_running_a_scenario_twice_gives_equal_traces(name: str, traces: dict[str, Trace]) -> None:
-    assert run_scenario(name, seed=SEED) == traces[name]
+    assert run_scenario(name) == traces[name]
 
 
 @pytest.mark.parametrize("name", SCENARIOS)

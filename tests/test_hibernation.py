@@ -40,12 +40,12 @@ def execute(params) -> Run:
     worlds: list[World] = []
 
     class Capturing(World):
-        def __init__(self, seed: int = 0) -> None:
-            super().__init__(seed)
+        def __init__(self) -> None:
+            super().__init__()
             worlds.append(self)
 
     with mock.patch.object(scenario_module, "World", Capturing):
-        trace = SCENARIOS["hibernation"].run(params, 0)
+        trace = SCENARIOS["hibernation"].run(params)
     return Run(trace, worlds[0])
 
 
@@ -433,7 +433,7 @@ def test_a_reset_that_xen_refuses_closes_no_channel():
             return xen
 
     with mock.patch.object(scenario_module, "World", DenyingReset):
-        t = SCENARIOS["hibernation"].run(make_params("hibernation", fix="reset", xen="master"), 0)
+        t = SCENARIOS["hibernation"].run(make_params("hibernation", fix="reset", xen="master"))
     reset = record(t, "EVTCHNOP_reset")
     assert Call(B, "reset", -Errno.EPERM) in reset.calls
     assert {p.label for p in reset.domain(B).ports} >= {"xenstore", "console"}

@@ -110,7 +110,7 @@ def test_a_64_bit_guest_gets_a_64_by_64_grid_and_a_32_bit_guest_a_32_by_32_grid(
 
 @pytest.mark.parametrize("vcpus", [2, 8])
 def test_port_labels_legend_and_tick_labels_keep_clear_of_each_other(vcpus):
-    a = plots.draw_two_level(run_scenario("two-level-basics", 0, vcpus=vcpus)[-1].domains[0])
+    a = plots.draw_two_level(run_scenario("two-level-basics", vcpus=vcpus)[-1].domains[0])
     fig = a.ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -292,7 +292,7 @@ def test_the_line_of_events_sent_but_not_delivered_is_called_what_it_is():
 
 @pytest.mark.parametrize(("fix", "shown"), [("none", False), ("reset", False), ("xsm", True), ("disable-fifo", True)])
 def test_the_title_names_the_errno_only_for_the_fixes_that_return_it(fix, shown):
-    title = plots.draw_timeline(run_scenario("hibernation", 0, fix=fix, errno="EPERM")).ax.get_title()
+    title = plots.draw_timeline(run_scenario("hibernation", fix=fix, errno="EPERM")).ax.get_title()
     assert ("errno=EPERM" in title) is shown
 
 
@@ -339,7 +339,7 @@ def test_the_cursor_marks_the_chosen_step_only_when_one_is_chosen():
                                           ("qemu", "qemu"), ("fifo-off", "fifo-off")])
 def test_the_title_names_the_xen_row_a_fix_runs_the_new_host_on(fix, row):
     """Some fixes run host B on a patched or rebuilt Xen whatever ``xen`` asks for (4.4 here)."""
-    t = run_scenario("hibernation", 0, fix=fix)
+    t = run_scenario("hibernation", fix=fix)
     assert {d.xen for r in t for d in r.domains if d.host == "B"} == {row}
     assert f"host B ran {row}" in plots.draw_timeline(t).ax.get_title().replace("\n", " ")
     assert "ran" not in plots.draw_timeline(trace("hibernation")).ax.get_title()

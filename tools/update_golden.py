@@ -2,7 +2,7 @@
 
 Usage: python tools/update_golden.py [--check]
 
-Default parameters and seed 0, exactly what tests/test_golden.py compares against. Files of
+Default parameters, exactly what tests/test_golden.py compares against. Files of
 scenarios that no longer exist are removed. With --check nothing is written: the script lists
 what differs and exits 1 if anything does. Review ``git diff tests/golden`` before committing.
 """
@@ -16,14 +16,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from evtsim.scenarios import SCENARIOS, run_scenario  # noqa: E402
-from test_golden import GOLDEN, SEED, rendered  # noqa: E402  (one definition of the files' contents)
+from test_golden import GOLDEN, rendered  # noqa: E402  (one definition of the files' contents)
 
 
 def wanted() -> dict[Path, str]:
     """Every golden file's path and the text it should hold now."""
     files = {}
     for name in SCENARIOS:
-        for suffix, text in rendered(run_scenario(name, seed=SEED)).items():
+        for suffix, text in rendered(run_scenario(name)).items():
             files[GOLDEN / f"{name}{suffix}"] = text
     return files
 

@@ -50,7 +50,7 @@ class MatrixArtists(View):
         return [self.image, self.rules, *self.texts.texts]
 
 
-OUTCOME_FIELDS = frozenset({"verdict", "summary", "seed", "sent", "delivered", "lost", "stray_writes", "crash",
+OUTCOME_FIELDS = frozenset({"verdict", "summary", "sent", "delivered", "lost", "stray_writes", "crash",
                             "corrupted_frames", "first_loss_step", "first_corruption_step", "crash_step",
                             "channels_closed", "outcome", "hosts", "ignored", "not_run", "meta"})
 ROW_KEYS = ("fix", "errno")

@@ -1,6 +1,6 @@
 """Named scenarios: each a documented function of a frozen parameter set, returning a Trace.
 
-``SCENARIOS`` maps a name to its ``Scenario``; ``run_scenario(name, seed=0, **params)``
+``SCENARIOS`` maps a name to its ``Scenario``; ``run_scenario(name, **params)``
 builds the parameters (refusing unknown names and values with ValueError, naming the closest
 known one) and runs it. ``run_scenario``'s docstring (``run_scenario?``) lists every scenario
 with its parameters and their defaults, written from the registry so it cannot fall behind.
@@ -74,10 +74,10 @@ def make_params(name: str, **params: object) -> object:
     return scenario.params(**params)
 
 
-def run_scenario(name: str, seed: int = 0, **params: object) -> Trace:
+def run_scenario(name: str, **params: object) -> Trace:
     """Run scenario ``name`` with ``params`` (defaults for the rest) and return its Trace."""
     params = make_params(name, **params)  # before the lookup below: a bad name is a ValueError
-    return SCENARIOS[name].run(params, seed)
+    return SCENARIOS[name].run(params)
 
 
 def scenarios_help() -> str:

@@ -29,7 +29,7 @@ class BasicsParams:
         check_params(self)
 
 
-def two_level_basics(params: BasicsParams = BasicsParams(), seed: int = 0) -> Trace:
+def two_level_basics(params: BasicsParams = BasicsParams()) -> Trace:
     """A 2-level guest (xen.fifo_events=0): pending, selector, upcall, mask and unmask."""
     p = params
     g = "guest"
@@ -46,10 +46,10 @@ def two_level_basics(params: BasicsParams = BasicsParams(), seed: int = 0) -> Tr
         Step("timer fires on every vCPU, IPI to cpu1", lambda w: _timers_and_ipi(w, w.shown[g]), "host"),
         Step("guest takes the upcalls (timer first)", lambda w: consume(w, w.shown[g]), "host"),
     ]
-    return run("two-level-basics", steps, asdict(p), seed)
+    return run("two-level-basics", steps, asdict(p))
 
 
-def fifo_basics(params: BasicsParams = BasicsParams(), seed: int = 0) -> Trace:
+def fifo_basics(params: BasicsParams = BasicsParams()) -> Trace:
     """A FIFO guest: queues per vCPU and priority, HEAD/READY, masking, set_priority, bind_vcpu."""
     p = params
     g = "guest"
@@ -67,7 +67,7 @@ def fifo_basics(params: BasicsParams = BasicsParams(), seed: int = 0) -> Trace:
         Step("vbd moved to cpu1 (bind_vcpu), notified", lambda w: _move_then_send(w, w.shown[g]), "host"),
         Step("guest consumes on cpu1", lambda w: consume(w, w.shown[g]), "host"),
     ]
-    return run("fifo-basics", steps, asdict(p), seed)
+    return run("fifo-basics", steps, asdict(p))
 
 
 def _create(w: World, p: BasicsParams) -> None:

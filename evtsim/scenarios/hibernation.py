@@ -86,7 +86,7 @@ class HibernationParams:
         return out
 
 
-def hibernation(params: HibernationParams = HibernationParams(), seed: int = 0) -> Trace:
+def hibernation(params: HibernationParams = HibernationParams()) -> Trace:
     """Run the hibernate-on-old-host, resume-on-new-host story with ``params``."""
     p = params
     fallback = FallbackPolicy(p.guest_fallback)
@@ -105,7 +105,7 @@ def hibernation(params: HibernationParams = HibernationParams(), seed: int = 0) 
         Step("resumed kernel re-establishes channels", _resume, "B"),
         Step("traffic on the new host", lambda w: traffic(w, w.shown["guest@B"], p.rounds), "B"),
     ]
-    return run("hibernation", steps, asdict(p), seed, ignored=p.ignored())
+    return run("hibernation", steps, asdict(p), ignored=p.ignored())
 
 
 def _hibernate(w: World) -> None:

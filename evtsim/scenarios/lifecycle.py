@@ -33,7 +33,7 @@ class SwitchParams:
         check_params(self)
 
 
-def abi_switch(params: SwitchParams = SwitchParams(), seed: int = 0) -> Trace:
+def abi_switch(params: SwitchParams = SwitchParams()) -> Trace:
     """A 2-level kernel leaves events pending; a FIFO kernel switches; the events come back."""
     p = params
     g = "guest"
@@ -46,7 +46,7 @@ def abi_switch(params: SwitchParams = SwitchParams(), seed: int = 0) -> Trace:
         Step("FIFO kernel consumes", lambda w: consume(w, w.shown[g]), "host"),
         Step("traffic in FIFO mode", lambda w: traffic(w, w.shown[g], 1), "host"),
     ]
-    return run("abi-switch", steps, asdict(p), seed)
+    return run("abi-switch", steps, asdict(p))
 
 
 def _switch(w: World, shown) -> None:
@@ -83,7 +83,7 @@ class RestoreParams:
         check_params(self)
 
 
-def save_restore(params: RestoreParams = RestoreParams(), seed: int = 0) -> Trace:
+def save_restore(params: RestoreParams = RestoreParams()) -> Trace:
     """Xen save/restore: a new domain; the kernel's ABI resume hook runs there (xen_irq_resume)."""
     p = params
     new_xen = "patch-v4" if p.disable_fifo else p.xen
@@ -96,7 +96,7 @@ def save_restore(params: RestoreParams = RestoreParams(), seed: int = 0) -> Trac
         Step("kernel resumes: xen_irq_resume", _resume_after_restore, "B"),
         Step("traffic after the restore", lambda w: traffic(w, w.shown["guest@B"], p.rounds), "B"),
     ]
-    return run("save-restore", steps, asdict(p), seed)
+    return run("save-restore", steps, asdict(p))
 
 
 def _save(w: World) -> None:
@@ -137,7 +137,7 @@ class KexecParams:
         check_params(self)
 
 
-def kexec(params: KexecParams = KexecParams(), seed: int = 0) -> Trace:
+def kexec(params: KexecParams = KexecParams()) -> Trace:
     """kexec: SHUTDOWN_soft_reset, XEN_DOMCTL_soft_reset, then a new kernel in the same domain."""
     p = params
     g = "guest"
@@ -149,7 +149,7 @@ def kexec(params: KexecParams = KexecParams(), seed: int = 0) -> Trace:
         Step("second kernel boots", lambda w: boot(w, w.shown[g], KernelConfig(), "second kernel", NEXT_KERNEL_PAGES_GFN), "host"),
         Step("traffic under the second kernel", lambda w: traffic(w, w.shown[g], p.rounds), "host"),
     ]
-    return run("kexec", steps, asdict(p), seed)
+    return run("kexec", steps, asdict(p))
 
 
 def _soft_reset(w: World) -> None:

@@ -106,10 +106,10 @@ def _sizes(vcpus: int) -> dict[str, tuple[int, int]]:
 class HibernationDashboard(Dashboard):
     """Parameters of the hibernation scenario on top, a step slider, the outcome, the views."""
 
-    def __init__(self, params: HibernationParams, seed: int = 0, look: Look = NOTEBOOK) -> None:
+    def __init__(self, params: HibernationParams, look: Look = NOTEBOOK) -> None:
         self.fixed = {"vcpus": params.vcpus, "rounds": params.rounds}  # not controls
-        self.seed, self.start = seed, params
-        trace = run_scenario("hibernation", seed, **vars(params))
+        self.start = params
+        trace = run_scenario("hibernation", **vars(params))
         sizes = _sizes(params.vcpus)
         super().__init__({name: Pane(*sizes[name], look) for name in ("timeline", "fifo", "two_level", "frames")},
                          look)
@@ -223,7 +223,7 @@ class HibernationDashboard(Dashboard):
     def rerun(self) -> None:
         """Run the scenario with the controls' parameters; the slider keeps its step (or the end)."""
         try:
-            trace = run_scenario("hibernation", self.seed, **self.params())
+            trace = run_scenario("hibernation", **self.params())
         except Exception as error:  # a widget callback: say it in one line, never a traceback
             self._refuse(error)
             return
@@ -331,7 +331,7 @@ def _notes_html(record: Record) -> str:
 
 
 def hibernation_dashboard(**params: object) -> HibernationDashboard:
-    """The hibernation scenario's dashboard; ``params`` (and ``seed``) start it, as in run_scenario;
+    """The hibernation scenario's dashboard; ``params`` start it, as in run_scenario;
     ``presenter=True`` lays it out half as large again, for Voila on a 1920 x 1080 projector (a
     number is the scale itself: ``presenter=1.2`` on a smaller one). ``pixel_ratio`` is how many
     device pixels the pictures have per CSS pixel: 2 (the default) is sharp on high-DPI screens;
@@ -342,13 +342,12 @@ def hibernation_dashboard(**params: object) -> HibernationDashboard:
     every control back as the dashboard started. Panes (``dash.panes``, one view each, in
     ``dash.views``): timeline, fifo, two_level, frames.
     """
-    seed = int(params.pop("seed", 0))
     presenter = params.pop("presenter", False)
     look = NOTEBOOK if not presenter else PRESENTER if presenter is True else replace(PRESENTER, scale=float(presenter))
     look = replace(look, pixel_ratio=float(params.pop("pixel_ratio", look.pixel_ratio)))
     p = make_params("hibernation", **params)  # ValueError for an unknown name or value
     p = HibernationParams(**{**vars(p), "old_xen": xen_version(p.old_xen).name, "xen": xen_version(p.xen).name})
-    return HibernationDashboard(p, seed, look)
+    return HibernationDashboard(p, look)
 
 
 __all__ = ["ERRNO_FIXES", "RELEASES", "HibernationDashboard", "hibernation_dashboard"]
