@@ -14,7 +14,7 @@ QUIET_PIP := 2>&1 | { grep -v '^WARNING: Location' || true; }
 # jupyter lab refuses to run as root without --allow-root; learners are not root, CI and our machines are.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: setup lab present test bench clean
+.PHONY: setup lab present test screenshots bench clean
 
 setup: $(VENV)/.installed-notebooks,test
 
@@ -60,6 +60,10 @@ present: $(VENV)/.installed-notebooks,present
 
 test: $(VENV)/.installed-notebooks,test
 	$(BIN)/python -m pytest
+
+# The README's screenshots, redrawn by the browser tests (which otherwise keep theirs in a temporary folder).
+screenshots: $(VENV)/.installed-notebooks,test
+	EVTSIM_SCREENSHOTS="$(abspath assets/screenshots)" $(BIN)/python -m pytest tests/test_browser.py
 
 bench: $(VENV)/.installed-notebooks,test
 	shopt -s nullglob; for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python "$$script"; done

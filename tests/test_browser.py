@@ -5,13 +5,16 @@ A learner's path, end to end: JupyterLab serves a temporary copy of notebooks/, 
 dashboard's widgets render (not their text repr), the controls, the banner, the step slider, the
 ABI view and the frame map fit on that one screen, the colours read as the issue asks, and
 clicking disable_fifo turns the verdict from "memory corrupted" to "works" and redraws the views.
-The presenter layout does the same in Voila at 1920 x 1080. The screenshots it takes are the
-README's. Recipe and pitfalls: ecosystem.md section 3. Without Chromium or playwright these
-tests skip on a developer's machine and fail in CI.
+The presenter layout does the same in Voila at 1920 x 1080. The screenshots it takes go to a
+temporary folder, or to the folder EVTSIM_SCREENSHOTS names: `make screenshots` redraws the
+README's in assets/screenshots/ that way, so a test run never changes a tracked file. Recipe and
+pitfalls: ecosystem.md section 3. Without Chromium or playwright these tests skip on a developer's
+machine and fail in CI.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from pathlib import Path
@@ -39,7 +42,6 @@ from browser_support import (
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "05-hibernation-bug.ipynb"
 PRESENTER = "present-hibernation.ipynb"  # what `make present` serves
-SCREENSHOTS = ROOT / "assets" / "screenshots"
 BROKEN, FIXED = "memory corrupted", "works"
 LAPTOP, PROJECTOR = {"width": 1366, "height": 768}, {"width": 1920, "height": 1080}
 TIMEOUT_MS = 120_000  # generous: the first kernel start on a cold CI machine compiles bytecode
@@ -58,6 +60,14 @@ COLOURS = "el => { const s = getComputedStyle(el); return [s.color, s.background
 def served(tmp_path_factory) -> Path:
     """A temporary copy of notebooks/: Lab writes checkpoints and autosaves into what it serves."""
     return copy_notebooks(ROOT / "notebooks", tmp_path_factory.mktemp("served"))
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    """Where the screenshots go: EVTSIM_SCREENSHOTS (`make screenshots`), else a temporary folder."""
+    folder = Path(os.environ.get("EVTSIM_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +116,8 @@ def presenter(served, tmp_path_factory):
 class Dashboard:
     """The rendered hibernation dashboard, found by what a learner sees in it."""
 
-    def __init__(self, page, timeout_ms: int = TIMEOUT_MS):
-        self.page = page
+    def __init__(self, page, timeout_ms: int = TIMEOUT_MS, screenshots: Path | None = None):
+        self.page, self.screenshots = page, screenshots
         self.root = page.locator(".evtsim-dashboard").first
         self.root.wait_for(timeout=timeout_ms)
         self.toggle = self.root.locator(".widget-toggle-button").filter(has_text=re.compile(r"disable.?fifo", re.I)).first
@@ -130,7 +140,7 @@ class Dashboard:
         settle(self.page)
         self.root.evaluate("el => el.scrollIntoView({block: 'start'})")
         self.page.wait_for_timeout(500)  # let the notebook's windowing paint what scrolled in
-        self.page.screenshot(path=SCREENSHOTS / name, animations="disabled", caret="hide")
+        self.page.screenshot(path=self.screenshots / name, animations="disabled", caret="hide")
 
 
 def rgb(css: str) -> str:
@@ -199,13 +209,13 @@ def colour_distance(a: str, b: str) -> float:
     return sum((p - q) ** 2 for p, q in zip(cielab(a), cielab(b))) ** 0.5
 
 
-def test_jupyterlab_runs_the_hibernation_notebook_and_the_dashboard_fits_one_1366_by_768_screen(lab, page):
+def test_jupyterlab_runs_the_hibernation_notebook_and_the_dashboard_fits_one_1366_by_768_screen(lab, page,
+                                                                                                screenshots):
     assert (ROOT / "notebooks" / NOTEBOOK).exists(), f"notebooks/{NOTEBOOK} is missing"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     open_notebook(page, lab, NOTEBOOK)
     close_file_browser(page)
     run_all_cells(page)
-    dash = Dashboard(page)
+    dash = Dashboard(page, screenshots=screenshots)
     wait_until_cells_ran(page)
     assert_real_widgets(page)
     assert_one_screen(page)
@@ -216,13 +226,13 @@ def test_jupyterlab_runs_the_hibernation_notebook_and_the_dashboard_fits_one_136
     assert_one_screen(page)
 
 
-def test_at_1920_by_1080_the_whole_dashboard_shows_at_its_own_size(lab, projector_page):
+def test_at_1920_by_1080_the_whole_dashboard_shows_at_its_own_size(lab, projector_page, screenshots):
     """Pictures are drawn at the size they are shown, not stretched to a wide page."""
     page = projector_page
     open_notebook(page, lab, NOTEBOOK)
     close_file_browser(page)
     run_all_cells(page)
-    dash = Dashboard(page)
+    dash = Dashboard(page, screenshots=screenshots)
     wait_until_cells_ran(page)
     assert_one_screen(page)
     shown = dash.figure.evaluate("el => [el.getBoundingClientRect().width, el.getAttribute('width')]")
@@ -230,7 +240,7 @@ def test_at_1920_by_1080_the_whole_dashboard_shows_at_its_own_size(lab, projecto
     dash.screenshot("lab-hibernation-1920.png")
 
 
-def open_presenter(page, server) -> Dashboard:
+def open_presenter(page, server, screenshots: Path | None = None) -> Dashboard:
     """Open the Voila page as a presenter does; explain a stall, the known way this page fails.
 
     Without the Makefile's VOILA_CONFIG, about one page load in seven stalled here: the kernel
@@ -241,16 +251,17 @@ def open_presenter(page, server) -> Dashboard:
 
     page.goto(server.url("/"), wait_until="commit")
     try:
-        return Dashboard(page, VOILA_LOAD_MS)
+        return Dashboard(page, VOILA_LOAD_MS, screenshots)
     except PlaywrightTimeout:
         pytest.fail(f"the Voila page showed no dashboard in {VOILA_LOAD_MS // 1000} s; a stalled executor "
                     f"(see the Makefile's VOILA_CONFIG)? Voila's log:\n{server.log_tail()}")
 
 
 def test_voila_presents_the_dashboard_larger_on_one_1920_by_1080_screen_and_disable_fifo_works(presenter,
-                                                                                               projector_page):
+                                                                                               projector_page,
+                                                                                               screenshots):
     page = projector_page
-    dash = open_presenter(page, presenter)
+    dash = open_presenter(page, presenter, screenshots)
     assert_real_widgets(page)
     assert_one_screen(page)
     size = dash.banner.locator(".widget-html-content").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
