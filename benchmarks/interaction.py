@@ -11,6 +11,9 @@ redrawn on Agg *and* encoded as the PNG its Image widget shows:
   every view drawn from scratch by plain Agg (constrained layout, as a naive dashboard would),
   then encoded by the same PNG encoder.
 
+The table also times the PNG encoder on the largest pane (the timeline at 2x): ISA-L's deflate,
+which the dashboards use, beside zlib's at the same level in the same run.
+
 The first three come after one step-through, which lays out each text shape and renders each
 text once (``first_step_through_s``, reported beside them); they are for a learner who has
 seen the trace once. A browser adds its own delay (about 150 ms end to end, ecosystem.md
@@ -25,6 +28,7 @@ import argparse
 import json
 import statistics
 import time
+import zlib
 from collections.abc import Callable
 
 import matplotlib
@@ -38,7 +42,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from evtsim import plots  # noqa: E402
 from evtsim.trace import Trace  # noqa: E402
 from evtsim.widgets import hibernation_dashboard  # noqa: E402
-from evtsim.widgets.canvas import encode_png  # noqa: E402
+from evtsim.widgets.canvas import _png, _rows, encode_png  # noqa: E402
 
 TARGETS = {"slider_ms": 30.0, "parameter_ms": 100.0, "step_through_s": 1.0}
 REPEATS, QUICK_REPEATS = 15, 2
@@ -99,6 +103,20 @@ def rebuild_ms(trace: Trace, size: tuple[float, float], repeats: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def encode_ms(dash, repeats: int) -> dict[str, float]:
+    """Milliseconds to encode the timeline pane's picture: the dashboards' encoder, and zlib's
+    level 1 writing the same unfiltered rows (the baseline)."""
+    pixels = dash.panes["timeline"].pixels().copy()
+    height, width = pixels.shape[:2]
+    zlib_png = lambda: _png(width, height, zlib.compress(_rows(pixels), 1))  # noqa: E731
+
+    def median_ms(encode: Callable[[], bytes]) -> float:
+        return 1000 * statistics.median(seconds(encode) for _ in range(max(repeats, 3)))
+
+    return {"isal": median_ms(lambda: encode_png(pixels)), "zlib": median_ms(zlib_png),
+            "pixels": f"{width} x {height}"}
+
+
 def measure(repeats: int, warm_up: bool = True) -> tuple[dict[str, float], dict[str, float]]:
     """The four figures on one dashboard at the default scenario size, and the context: the
     trace's length and the first step-through (which lays out each text shape once)."""
@@ -108,7 +126,8 @@ def measure(repeats: int, warm_up: bool = True) -> tuple[dict[str, float], dict[
     results = {"slider_ms": slider_ms(dash, repeats), "parameter_ms": parameter_ms(dash, repeats),
                "step_through_s": step_through_s(dash), "rebuild_ms": rebuild_ms(dash.trace, size, repeats)}
     draws = {name: (pane.full_draws, pane.quick_draws) for name, pane in dash.panes.items()}
-    return results, {"steps": len(dash.trace), "first_step_through_s": first, "draws": draws}
+    return results, {"steps": len(dash.trace), "first_step_through_s": first, "draws": draws,
+                     "encode": encode_ms(dash, repeats)}
 
 
 def table(r: dict[str, float], context: dict[str, float]) -> str:
@@ -129,6 +148,9 @@ def table(r: dict[str, float], context: dict[str, float]) -> str:
         f"  {'rebuild everything (baseline)':<36}{base:8.1f} ms  a fresh figure, every view drawn, per change",
         f"  {'first step-through (cold)':<36}{context['first_step_through_s']:8.1f} s   "
         "each text shape laid out and each text rendered once, then reused",
+        f"  {'PNG of the timeline (' + context['encode']['pixels'] + ')':<36}{context['encode']['isal']:8.1f} ms  "
+        f"ISA-L; zlib at the same level {context['encode']['zlib']:.1f} ms "
+        f"({context['encode']['zlib'] / context['encode']['isal']:.1f} x)",
         "  panes drawn whole / from their background: "
         + ", ".join(f"{name} {full}/{quick}" for name, (full, quick) in context["draws"].items()),
     ])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import shutil
 from pathlib import Path
 
@@ -87,6 +88,10 @@ nb_execution_timeout = 120
 nb_execution_raise_on_error = True  # a notebook that fails must fail the build
 nb_execution_show_tb = True
 nb_merge_streams = True
+# The pages keep the widgets' state, drawn by ipywidgets' own JavaScript: no dashboard adds the
+# hidden widget that asks a live browser for its pixel ratio (evtsim/widgets/screen.py), which
+# would need anywidget's. The kernels myst-nb starts inherit this.
+os.environ["EVTSIM_STATIC_WIDGETS"] = "1"
 # Widget snapshots: vendored JS (docs/vendor_widgets_js.sh), loaded in this order, never a CDN.
 # Do not add data-jupyter-widgets-cdn-only: its mere presence makes the loader use the CDN.
 nb_ipywidgets_js = {

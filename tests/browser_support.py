@@ -282,6 +282,17 @@ def wait_until_cells_ran(page) -> None:
     page.wait_for_selector(".jp-StatusBar-Widget >> text=Idle")
 
 
+# Every shown picture of a dashboard has as many pixels as the screen has where it is shown.
+AT_SCREEN_RATIO = """() => [...document.querySelectorAll('.evtsim-dashboard img')].every(img =>
+  !img.getAttribute('width') || img.naturalWidth === Math.round(img.getAttribute('width') * devicePixelRatio))"""
+
+
+def wait_for_screen_ratio(page, timeout_ms: int) -> None:
+    """Wait until the dashboard's pictures are drawn at the screen's pixel ratio: the browser
+    reported it (evtsim/widgets/screen.py) and the kernel drew them again."""
+    page.wait_for_function(AT_SCREEN_RATIO, timeout=timeout_ms)
+
+
 def settle(page) -> None:
     """Move the mouse away and drop focus, so hover and focus styles stay out of screenshots."""
     page.mouse.move(0, 0)

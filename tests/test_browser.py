@@ -34,6 +34,7 @@ from browser_support import (
     require_tools,
     run_all_cells,
     settle,
+    wait_for_screen_ratio,
     status,
     wait_for_new_pixels,
     wait_until_cells_ran,
@@ -219,6 +220,7 @@ def test_jupyterlab_runs_the_hibernation_notebook_and_the_dashboard_fits_one_136
     wait_until_cells_ran(page)
     assert_real_widgets(page)
     assert_one_screen(page)
+    wait_for_screen_ratio(page, TIMEOUT_MS)  # one device pixel per CSS pixel here: no more is drawn
     notes = dash.notes.evaluate("el => { const s = getComputedStyle(el);"
                                 " return [s.overflowY, el.scrollWidth <= el.clientWidth]; }")
     assert notes == ["auto", True], "the notes must scroll when long and never be cut at the side"
@@ -238,6 +240,25 @@ def test_at_1920_by_1080_the_whole_dashboard_shows_at_its_own_size(lab, projecto
     shown = dash.figure.evaluate("el => [el.getBoundingClientRect().width, el.getAttribute('width')]")
     assert shown[0] == pytest.approx(float(shown[1]), abs=1), "the picture is shown at the size it was drawn"
     dash.screenshot("lab-hibernation-1920.png")
+
+
+def test_a_high_dpi_screen_gets_pictures_with_twice_the_pixels(lab, browser):
+    """Chromium as a high-DPI laptop (2 device pixels per CSS pixel): the dashboard hears it from
+    the browser and draws every picture at twice the pixels, shown at the same size."""
+    context = browser.new_context(viewport=LAPTOP, device_scale_factor=2)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        open_notebook(page, lab, NOTEBOOK)
+        close_file_browser(page)
+        run_all_cells(page)
+        dash = Dashboard(page)
+        wait_until_cells_ran(page)
+        wait_for_screen_ratio(page, TIMEOUT_MS)
+        natural, shown = dash.figure.evaluate("el => [el.naturalWidth, el.getBoundingClientRect().width]")
+        assert natural == pytest.approx(2 * shown, abs=1)
+    finally:
+        context.close()
 
 
 def open_presenter(page, server, screenshots: Path | None = None) -> Dashboard:
@@ -264,6 +285,7 @@ def test_voila_presents_the_dashboard_larger_on_one_1920_by_1080_screen_and_disa
     dash = open_presenter(page, presenter, screenshots)
     assert_real_widgets(page)
     assert_one_screen(page)
+    wait_for_screen_ratio(page, VOILA_LOAD_MS)  # the hidden screen widget works in Voila too
     size = dash.banner.locator(".widget-html-content").evaluate("el => parseFloat(getComputedStyle(el).fontSize)")
     assert size >= 19, "the presenter layout's text is half as large again as the notebook's 13 px"
     toggle_disable_fifo(page, dash, "voila-presenter-before.png", None)

@@ -363,6 +363,42 @@ def test_pixel_ratio_1_draws_the_same_panes_with_a_quarter_of_the_pixels():
         assert 2 * pane.pixels().shape[0] == sharp.panes[name].pixels().shape[0]
 
 
+def test_the_pictures_follow_the_pixel_ratio_the_browser_reports(dash):
+    """A 1366 x 768 laptop reports 1: a quarter of the pixels, shown at the same size; what
+    they show is unchanged, and later changes are drawn at that ratio too."""
+    assert dash.screen in dash.widget.children and dash.screen.layout.display == "none"
+    shown = {name: pane.widget.width for name, pane in dash.panes.items()}
+    sharp = {name: decode(pane.widget.value).shape for name, pane in dash.panes.items()}
+    dash.screen.pixel_ratio = 1.0  # what the browser's window.devicePixelRatio says
+    for name, pane in dash.panes.items():
+        assert pane.widget.width == shown[name]
+        assert decode(pane.widget.value).shape[:2] == (sharp[name][0] // 2, sharp[name][1] // 2)
+    assert dash.look.pixel_ratio == 1.0
+    dash.controls["disable_fifo"].value = True
+    assert text(dash.banner).startswith("<b>works") and decode(dash.panes["timeline"].widget.value).shape[0] == sharp[
+        "timeline"][0] // 2
+    dash.screen.pixel_ratio = 9.0  # clamped
+    assert dash.panes["timeline"].figure.dpi == 96 * 4
+
+
+def test_a_pixel_ratio_given_is_kept_whatever_the_screen_says():
+    d = widgets.hibernation_dashboard(pixel_ratio=1)
+    assert d.screen is None and all(p.figure.dpi == 96 for p in d.panes.values())
+
+
+def test_pages_of_saved_widget_state_get_no_screen_widget(monkeypatch):
+    """docs/conf.py sets EVTSIM_STATIC_WIDGETS: the docs site draws saved state with ipywidgets' JS alone."""
+    monkeypatch.setenv("EVTSIM_STATIC_WIDGETS", "1")
+    d = widgets.hibernation_dashboard()
+    assert d.screen is None and not any("Screen" in type(c).__name__ for c in d.widget.children)
+
+
+def test_a_still_at_a_fractional_pixel_ratio_is_one_pixel_per_css_pixel(dash):
+    dash.screen.pixel_ratio = 1.5
+    pane = dash.panes["frames"]
+    assert pane.still().shape[:2] == (int(pane.widget.height), int(pane.widget.width))
+
+
 def test_the_presenter_look_draws_everything_half_as_large_again():
     d = widgets.hibernation_dashboard(presenter=True)
     notebook = widgets.hibernation_dashboard()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 import ipywidgets as W
 
@@ -14,6 +15,7 @@ from ..trace import Trace
 from . import stills
 from .canvas import Pane, refresh_panes
 from .look import NOTEBOOK, Look, stylesheet
+from .screen import clamp, screen
 
 
 class Dashboard:
@@ -22,7 +24,9 @@ class Dashboard:
     ``widget`` is the root container; ``controls`` names every control; ``panes`` holds the
     figures (``pane.figure``) and the widgets that show them, ``views`` the artists drawn in
     them; ``banner`` and ``slider`` are None in the playgrounds, where ``trace`` is None too;
-    ``snapshot`` is the domain the views show now; ``look`` its sizes (``widgets.look``).
+    ``snapshot`` is the domain the views show now; ``look`` its sizes (``widgets.look``);
+    ``screen`` the hidden widget that reports the browser's pixel ratio (None if the look keeps
+    its own): each report redraws the pictures at that ratio (``set_pixel_ratio``).
 
     Displayed, it shows as its widgets where a kernel runs them, and as a still picture of its
     current state (``picture()``) where none does: a saved notebook on GitHub, nbconvert.
@@ -40,11 +44,15 @@ class Dashboard:
         self.snapshot: DomainSnapshot | None = None
         # the few rules ipywidgets' layouts cannot express; a <style> applies even where it is not displayed
         self.style = W.HTML(stylesheet(look), layout=W.Layout(display="none"))
+        self.screen = screen() if look.follow_screen else None
+        if self.screen is not None:
+            self.screen.observe(lambda change: self.set_pixel_ratio(change["new"]), "pixel_ratio")
         self._quiet_depth = 0
 
     def root(self, children: list[W.Widget], width: str | None = None) -> W.VBox:
-        """The root container: ``children`` and the style they need, at most ``width`` wide."""
-        box = W.VBox([self.style, *children], layout=W.Layout(max_width=width))
+        """The root container: ``children`` and the style (and screen) they need, at most ``width`` wide."""
+        hidden = [self.style] + ([self.screen] if self.screen is not None else [])
+        box = W.VBox([*hidden, *children], layout=W.Layout(max_width=width))
         box.add_class("evtsim-dashboard")
         box.add_class(f"evtsim-{self.look.name}")
         return box
@@ -72,6 +80,17 @@ class Dashboard:
             yield
         finally:
             self._quiet_depth -= 1
+
+    def set_pixel_ratio(self, ratio: float) -> None:
+        """Draw every pane at ``ratio`` device pixels per CSS pixel (clamped to ``screen.RATIOS``),
+        and show them again if that changed their size; a ratio of 0 (no browser yet) changes nothing."""
+        if not ratio:
+            return
+        ratio = clamp(ratio)
+        self.look = replace(self.look, pixel_ratio=ratio)
+        changed = [name for name, pane in self.panes.items() if pane.set_pixel_ratio(ratio)]
+        if changed:
+            self.refresh(*changed)
 
     def refresh(self, *names: str) -> None:
         """Show the panes ``names`` (all by default) as their views are now."""

@@ -126,10 +126,35 @@ class HibernationDashboard(Dashboard):
         self._wire()
         self._enable_for(params.fix)
         self.show_outcome()
+        self._rehearse()
         self.show(self.slider.value)
-        # the hidden panes get a picture too (of the first domain): no empty image in the page,
-        # and their layout and texts are ready when a step first shows them
+        # the hidden panes get a picture too: no empty image in the page
         self.refresh(*(name for name, pane in self.panes.items() if not pane.visible))
+
+    def _rehearse(self) -> None:
+        """Draw the views of every step's domain once, sending nothing: each text shape is laid
+        out and each text rendered now, so the learner's first pass through the steps is as
+        quick as the next ones (about a fifth of a second more before the dashboard appears).
+        The views then show the last domain drawn, so the next ``show`` draws its own. Not
+        under ipympl, whose canvases draw whole anyway."""
+        if self.panes["frames"].ipympl:
+            return
+        for snapshot in dict.fromkeys(filter(None, map(_domain_of, self.trace))):
+            name = "fifo" if snapshot.abi == "fifo" else "two_level"
+            (plots.update_fifo_queues if name == "fifo" else plots.update_two_level)(self.views[name], snapshot)
+            plots.update_frame_map(self.views["frames"], snapshot)
+            self.panes[name].draw()
+            self.panes["frames"].draw()
+        self.snapshot = None
+
+    def set_pixel_ratio(self, ratio: float) -> None:
+        """Every pane at the screen's ratio, and the steps rehearsed at it (texts are rendered
+        per ratio)."""
+        before = self.look.pixel_ratio
+        super().set_pixel_ratio(ratio)
+        if self.look.pixel_ratio != before:
+            self._rehearse()
+            self.show(self.slider.value)
 
     def _draw(self) -> dict[str, object]:
         """Every view, once, each in its own pane."""
@@ -333,9 +358,10 @@ def _notes_html(record: Record) -> str:
 def hibernation_dashboard(**params: object) -> HibernationDashboard:
     """The hibernation scenario's dashboard; ``params`` start it, as in run_scenario;
     ``presenter=True`` lays it out half as large again, for Voila on a 1920 x 1080 projector (a
-    number is the scale itself: ``presenter=1.2`` on a smaller one). ``pixel_ratio`` is how many
-    device pixels the pictures have per CSS pixel: 2 (the default) is sharp on high-DPI screens;
-    1 draws and sends a quarter of the pixels, as much as a screen without high DPI shows.
+    number is the scale itself: ``presenter=1.2`` on a smaller one). The pictures have as many
+    device pixels per CSS pixel as the browser's screen (2 on a high-DPI one, 1 on most others:
+    a quarter of the pixels to draw and send), once the browser says (2 until then); a
+    ``pixel_ratio`` fixes it instead.
 
     Controls (``dash.controls``): old_xen, xen, guest_fallback, fix, reset_dashboard, disable_fifo, errno, fifo_events, reset (the EVTCHNOP_reset fix); play,
     previous, step, next, all_ports; notes. ``dash.reset()`` (the reset_dashboard button) puts
@@ -344,7 +370,8 @@ def hibernation_dashboard(**params: object) -> HibernationDashboard:
     """
     presenter = params.pop("presenter", False)
     look = NOTEBOOK if not presenter else PRESENTER if presenter is True else replace(PRESENTER, scale=float(presenter))
-    look = replace(look, pixel_ratio=float(params.pop("pixel_ratio", look.pixel_ratio)))
+    if "pixel_ratio" in params:  # the caller's choice, kept whatever the screen
+        look = replace(look, pixel_ratio=float(params.pop("pixel_ratio")), follow_screen=False)
     p = make_params("hibernation", **params)  # ValueError for an unknown name or value
     p = HibernationParams(**{**vars(p), "old_xen": xen_version(p.old_xen).name, "xen": xen_version(p.xen).name})
     return HibernationDashboard(p, look)

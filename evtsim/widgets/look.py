@@ -4,7 +4,9 @@ A dashboard is laid out in CSS pixels for a notebook at its usual size (``Look()
 a projector (``PRESENTER``). Its pictures are drawn at the size they are shown: a pane of W x H
 CSS pixels is a figure of W/96 x H/96 inches (CSS puts 96 pixels in an inch, so a 9-point label
 is 12 CSS pixels on every screen), rendered at ``pixel_ratio`` device pixels per CSS pixel so it
-stays sharp on high-DPI screens, and shown at W x H by the ``<img>``'s width and height.
+stays sharp on high-DPI screens, and shown at W x H by the ``<img>``'s width and height. A look
+that ``follow_screen``s starts at ``pixel_ratio`` and then takes the ratio the browser reports
+(``widgets.screen``); one given a ratio keeps it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ CSS_DPI = 96  # CSS pixels per inch
 
 @dataclass(frozen=True)
 class Look:
-    """Sizes for one audience: ``scale`` times the notebook layout, pictures at ``pixel_ratio``."""
+    """Sizes for one audience: ``scale`` times the notebook layout, pictures at ``pixel_ratio``
+    (the screen's, once a browser reports it, if ``follow_screen``)."""
 
     scale: float = 1.0
     pixel_ratio: float = 2.0
     name: str = "notebook"
+    follow_screen: bool = True
 
     def px(self, css_pixels: float) -> str:
         """A CSS length: ``css_pixels`` of the notebook layout, scaled."""
