@@ -16,13 +16,10 @@ from .. import plots
 from ..abi import (
     EVTCHN_FIFO_MAX_QUEUES,
     EVTCHN_FIFO_PRIORITY_DEFAULT,
-    EVTCHNOP_bind_vcpu,
     EVTCHNOP_set_priority,
-    EvtchnBindVcpu,
     EvtchnSetPriority,
     errno_name,
 )
-from ..fifo import M
 from ..guest.kernel import Kernel, KernelConfig
 from ..scenario import Shown, World
 from ..scenarios.common import connect_vbd, consume, send
@@ -102,15 +99,12 @@ class Playground(Dashboard):
         return "Xen raised VIRQ_TIMER itself (send_guest_vcpu_virq)" if channel.startswith("timer") else "sent"
 
     def mask(self, channel: str) -> str:
-        """mask_evtchn: the guest sets M (FIFO) or its evtchn_mask bit (2-level) itself."""
-        port = self.port(channel)
+        """Kernel.mask (disable_dynirq, mask_evtchn): the guest sets M in the event word (FIFO)
+        or the port's evtchn_mask bit (2-level) itself."""
+        self.kernel.mask(self.port(channel))
         if self.kernel.abi == "fifo":
-            page, index = self.kernel.consumer.word_index(port)
-            page[index] |= M
             return "the guest set M in the event word"
-        shinfo = self.shown.guest.domain.shared_info
-        word, bit = divmod(port, shinfo.layout.bits_per_word)
-        shinfo.evtchn_mask[word] |= 1 << bit
+        word, bit = divmod(self.port(channel), self.shown.guest.domain.shared_info.layout.bits_per_word)
         return f"the guest set bit {bit} of evtchn_mask[{word}]"
 
     def unmask(self, channel: str) -> str:
@@ -131,19 +125,18 @@ class Playground(Dashboard):
         return "set_priority"
 
     def bind_vcpu(self, channel: str) -> str:
-        """xen_rebind_evtchn_to_cpu: on success the kernel routes the channel to that vCPU."""
-        arg = EvtchnBindVcpu(port=self.port(channel), vcpu=self.controls["vcpu"].value)
-        if self.shown.guest.domain.evtchn_op(EVTCHNOP_bind_vcpu, arg) == 0:
-            self.kernel.channels[channel].cpu = arg.vcpu
+        """Kernel.rebind_evtchn_to_cpu (xen_rebind_evtchn_to_cpu): mask, EVTCHNOP_bind_vcpu,
+        unmask; on success the kernel routes the channel to that vCPU."""
+        self.kernel.rebind_evtchn_to_cpu(channel, self.controls["vcpu"].value)
         return "bind_vcpu"
 
 
 def _last_call(calls: tuple[Call, ...], what: str) -> str:
-    """``EVTCHNOP_unmask -> 0`` for the action's last hypercall, else what the guest did."""
+    """``guest: EVTCHNOP_bind_vcpu -> -EINVAL, EVTCHNOP_unmask -> 0``: the action's hypercalls,
+    else what the guest did."""
     if not calls:
         return f"{what} (no hypercall)"
-    last = calls[-1]
-    return f"{last.domain}: EVTCHNOP_{last.op} -> {errno_name(last.rc)}"
+    return f"{calls[0].domain}: " + ", ".join(f"EVTCHNOP_{c.op} -> {errno_name(c.rc)}" for c in calls)
 
 
 def _boot_guest(world: World, xen: str, vcpus: int, fifo: bool) -> Shown:
