@@ -210,14 +210,21 @@ def colour_distance(a: str, b: str) -> float:
     return sum((p - q) ** 2 for p, q in zip(cielab(a), cielab(b))) ** 0.5
 
 
-def test_jupyterlab_runs_the_hibernation_notebook_and_the_dashboard_fits_one_1366_by_768_screen(lab, page,
-                                                                                                screenshots):
-    assert (ROOT / "notebooks" / NOTEBOOK).exists(), f"notebooks/{NOTEBOOK} is missing"
+def run_the_notebook(page, lab, screenshots: Path | None = None) -> Dashboard:
+    """As a learner starts: open the hibernation notebook, close the file browser, Run All; the
+    dashboard once every cell ran."""
     open_notebook(page, lab, NOTEBOOK)
     close_file_browser(page)
     run_all_cells(page)
     dash = Dashboard(page, screenshots=screenshots)
     wait_until_cells_ran(page)
+    return dash
+
+
+def test_jupyterlab_runs_the_hibernation_notebook_and_the_dashboard_fits_one_1366_by_768_screen(lab, page,
+                                                                                                screenshots):
+    assert (ROOT / "notebooks" / NOTEBOOK).exists(), f"notebooks/{NOTEBOOK} is missing"
+    dash = run_the_notebook(page, lab, screenshots)
     assert_real_widgets(page)
     assert_one_screen(page)
     wait_for_screen_ratio(page, TIMEOUT_MS)  # one device pixel per CSS pixel here: no more is drawn
@@ -231,11 +238,7 @@ def test_jupyterlab_runs_the_hibernation_notebook_and_the_dashboard_fits_one_136
 def test_at_1920_by_1080_the_whole_dashboard_shows_at_its_own_size(lab, projector_page, screenshots):
     """Pictures are drawn at the size they are shown, not stretched to a wide page."""
     page = projector_page
-    open_notebook(page, lab, NOTEBOOK)
-    close_file_browser(page)
-    run_all_cells(page)
-    dash = Dashboard(page, screenshots=screenshots)
-    wait_until_cells_ran(page)
+    dash = run_the_notebook(page, lab, screenshots)
     assert_one_screen(page)
     shown = dash.figure.evaluate("el => [el.getBoundingClientRect().width, el.getAttribute('width')]")
     assert shown[0] == pytest.approx(float(shown[1]), abs=1), "the picture is shown at the size it was drawn"
@@ -249,11 +252,7 @@ def test_a_high_dpi_screen_gets_pictures_with_twice_the_pixels(lab, browser):
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     try:
-        open_notebook(page, lab, NOTEBOOK)
-        close_file_browser(page)
-        run_all_cells(page)
-        dash = Dashboard(page)
-        wait_until_cells_ran(page)
+        dash = run_the_notebook(page, lab)
         wait_for_screen_ratio(page, TIMEOUT_MS)
         natural, shown = dash.figure.evaluate("el => [el.naturalWidth, el.getBoundingClientRect().width]")
         assert natural == pytest.approx(2 * shown, abs=1)
