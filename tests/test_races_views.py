@@ -47,6 +47,7 @@ def test_the_player_walks_the_steps_and_shows_the_guests_abi(lost_link) -> None:
     player.step_by(-100)
     assert player.slider.value == 0 and player.controls["previous"].disabled
     assert "events lost" in player.banner.value
+    assert repr(player).startswith(f"trace player for {lost_link.scenario}, step 0 of {player.slider.max}: events lost")
 
 
 def test_the_player_refuses_a_trace_without_snapshots(lost_link) -> None:

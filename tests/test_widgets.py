@@ -381,6 +381,11 @@ def test_the_pictures_follow_the_pixel_ratio_the_browser_reports(dash):
     assert dash.panes["timeline"].figure.dpi == 96 * 4
 
 
+def test_a_dashboard_in_a_repl_reads_as_its_one_line_description(dash, fifo):
+    assert repr(dash) == dash.describe() and repr(dash).startswith("hibernation dashboard, step 8 of 8: memory corrupted")
+    assert repr(fifo) == "FIFO playground, guest on Xen master: ready: pick a channel and press a button"
+
+
 def test_a_pixel_ratio_given_is_kept_whatever_the_screen_says():
     d = widgets.hibernation_dashboard(pixel_ratio=1)
     assert d.screen is None and all(p.figure.dpi == 96 for p in d.panes.values())

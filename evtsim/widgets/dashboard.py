@@ -63,6 +63,10 @@ class Dashboard:
         bundle["text/plain"] = self.describe()
         return bundle
 
+    def __repr__(self) -> str:
+        """In a REPL, the same line a static page shows in place of the widgets."""
+        return self.describe()
+
     def describe(self) -> str:
         """One line for a reader who sees neither the widgets nor the picture."""
         return f"{type(self).__name__} (live widgets: run the notebook to use them)"

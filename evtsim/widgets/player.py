@@ -64,6 +64,11 @@ class TracePlayer(Dashboard):
             self.refresh(self.view_name)
 
 
+    def describe(self) -> str:
+        return (f"trace player for {self.trace.scenario}, step {self.slider.value} of {self.slider.max}: "
+                f"{self.trace.outcome.summary} (live widgets: run the notebook to use them)")
+
+
 def trace_player(trace: Trace, step: int = 0) -> TracePlayer:
     """A player for ``trace``, showing record ``step`` first.
 

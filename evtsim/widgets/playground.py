@@ -90,6 +90,11 @@ class Playground(Dashboard):
         update(self.views[self.view], self.snapshot)
         self.refresh()
 
+    def describe(self) -> str:
+        abi = "FIFO" if self.view == "fifo" else "2-level"
+        status = html.unescape(self.controls["status"].value)
+        return f"{abi} playground, {self.shown.name} on Xen {self.shown.guest.domain.xen.version.name}: {status}"
+
     def port(self, channel: str) -> int:
         return self.kernel.channels[channel].port
 
