@@ -16,8 +16,8 @@ which the dashboards use, beside zlib's at the same level in the same run.
 
 The first three come after one step-through, which lays out each text shape and renders each
 text once (``first_step_through_s``, reported beside them); they are for a learner who has
-seen the trace once. A browser adds its own delay (about 150 ms end to end, ecosystem.md
-section 7), not counted here.
+seen the trace once. A browser adds the widget round trip and the decoding and painting of
+each picture, not counted here: benchmarks/browser.py measures input to paint in Chromium.
 
 Usage: ``python benchmarks/interaction.py [--json] [--quick]``.
 """
