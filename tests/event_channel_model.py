@@ -19,6 +19,7 @@ queue TAIL (``d.fifo.vcpus[v].queues[q].tail``) for the queue invariant.
 from __future__ import annotations
 
 import random
+from abc import ABCMeta, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -119,7 +120,12 @@ class Binding:
     delivered: int = 0  # events the consumer must have run for this binding
 
 
-class EventChannelMachine(RuleBasedStateMachine):
+class _AbstractMachineMeta(ABCMeta, type(RuleBasedStateMachine)):
+    """Hypothesis's state-machine metaclass with ABCMeta's check: a machine that leaves out an
+    ABI's guest behaviour cannot be built."""
+
+
+class EventChannelMachine(RuleBasedStateMachine, metaclass=_AbstractMachineMeta):
     """The ABI-independent part: world, model, rules and the no-lost-event invariants.
 
     The model follows fact sheet 2.2-2.4: every raise sets the port pending (coalescing
@@ -147,23 +153,25 @@ class EventChannelMachine(RuleBasedStateMachine):
 
     # --- ABI-specific guest behaviour -----------------------------------------------------
 
+    @abstractmethod
     def boot(self) -> None:
         """The guest kernel's xen_init_IRQ: choose and set up the ABI, build the consumer."""
-        raise NotImplementedError
 
+    @abstractmethod
     def guest_pending(self, port: int) -> bool:
-        raise NotImplementedError
+        """Whether the guest's memory shows ``port`` pending."""
 
+    @abstractmethod
     def guest_masked(self, port: int) -> bool:
-        raise NotImplementedError
+        """Whether the guest's memory shows ``port`` masked."""
 
+    @abstractmethod
     def mask(self, port: int) -> None:
         """The guest sets the mask itself (mask_evtchn)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def linux_unmask(self, port: int) -> None:
         """The guest's unmask_evtchn: local where allowed, else EVTCHNOP_unmask."""
-        raise NotImplementedError
 
     def routed(self, port: int, vcpu: int) -> None:
         """A port was bound or moved to ``vcpu``: the guest updates its consumer."""

@@ -222,16 +222,17 @@ def one_to_one(pixels: np.ndarray, pixel_ratio: float) -> np.ndarray:
     return np.round(sums / counts[..., None]).astype(np.uint8)
 
 
-def encode_png(rgba: np.ndarray) -> bytes:
+def encode_png(rgba: np.ndarray, compress: Callable[[bytes, int], bytes] = isal_zlib.compress) -> bytes:
     """An RGBA PNG of ``rgba``, unfiltered, deflated by ISA-L at level 1.
 
     Flat-coloured plots compress well without PNG's per-row filters; skipping them, and keeping
     Agg's RGBA rows as they are (one contiguous copy), saves Pillow's filtering. ISA-L's deflate
     (the ``isal`` package, Intel's Intelligent Storage Acceleration Library) writes the same
     format as zlib five to eight times as fast, in fewer bytes at level 1 than zlib's level 1:
-    the 2356 x 660 timeline in 2 ms instead of 12 (benchmarks/interaction.py prints both)."""
+    the 2356 x 660 timeline in 2 ms instead of 12 (benchmarks/interaction.py prints both, passing
+    ``zlib.compress`` as ``compress`` for the baseline)."""
     height, width = rgba.shape[:2]
-    return _png(width, height, isal_zlib.compress(_rows(rgba), 1))
+    return _png(width, height, compress(_rows(rgba), 1))
 
 
 def adler32_combine(first: int, second: int, second_length: int) -> int:

@@ -94,7 +94,11 @@ class Dashboard:
         self.look = replace(self.look, pixel_ratio=ratio)
         changed = [name for name, pane in self.panes.items() if pane.set_pixel_ratio(ratio)]
         if changed:
-            self.refresh(*changed)
+            self.redraw(changed)
+
+    def redraw(self, names: list[str]) -> None:
+        """Show the panes ``names`` again after their pixel ratio changed."""
+        self.refresh(*names)
 
     def refresh(self, *names: str) -> None:
         """Show the panes ``names`` (all by default) as their views are now."""

@@ -147,14 +147,12 @@ class HibernationDashboard(Dashboard):
             self.panes["frames"].draw()
         self.snapshot = None
 
-    def set_pixel_ratio(self, ratio: float) -> None:
-        """Every pane at the screen's ratio, and the steps rehearsed at it (texts are rendered
-        per ratio)."""
-        before = self.look.pixel_ratio
-        super().set_pixel_ratio(ratio)
-        if self.look.pixel_ratio != before:
-            self._rehearse()
-            self.show(self.slider.value)
+    def redraw(self, names: list[str]) -> None:
+        """After a new pixel ratio: the steps rehearsed at it (texts are rendered per ratio),
+        the current step's domain put back in the views, each pane drawn and sent once."""
+        self._rehearse()
+        self._show_domain(_domain_of(self.trace[self.slider.value]))
+        self.refresh(*names)
 
     def _draw(self) -> dict[str, object]:
         """Every view, once, each in its own pane."""
@@ -363,8 +361,9 @@ def hibernation_dashboard(**params: object) -> HibernationDashboard:
     a quarter of the pixels to draw and send), once the browser says (2 until then); a
     ``pixel_ratio`` fixes it instead.
 
-    Controls (``dash.controls``): old_xen, xen, guest_fallback, fix, reset_dashboard, disable_fifo, errno, fifo_events, reset (the EVTCHNOP_reset fix); play,
-    previous, step, next, all_ports; notes. ``dash.reset()`` (the reset_dashboard button) puts
+    Controls (``dash.controls``): old_xen, xen, guest_fallback, fix, reset_dashboard,
+    disable_fifo, errno, fifo_events, reset (the EVTCHNOP_reset fix); play, previous, step, next,
+    all_ports; notes. ``dash.reset()`` (the reset_dashboard button) puts
     every control back as the dashboard started. Panes (``dash.panes``, one view each, in
     ``dash.views``): timeline, fifo, two_level, frames.
     """
